@@ -1,0 +1,1 @@
+"""The ``llmrouter`` command line (typer + rich)."""

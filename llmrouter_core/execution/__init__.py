@@ -1,0 +1,69 @@
+"""Execution: route a request, call the chosen model with LiteLLM, account its cost.
+
+* :class:`Executor`: ``complete`` / ``acomplete`` / ``stream`` / ``astream`` with retries,
+  fallbacks down the decision's ranking, capability and context-window checks, budgets.
+* :class:`ExecutionResult`, :class:`Attempt`, :class:`StreamChunk`: typed outcomes.
+* :class:`Budget`, :class:`BudgetManager`: spend limits that hold under concurrency.
+* :class:`Conversation`: the chat context modes (current query, full, retrieval).
+* :class:`KeyPool`: ``API_KEYS`` parsing and per-service round robin; keys are redacted
+  from every message.
+
+Importing this package does not import LiteLLM; creating an :class:`Executor` does.
+
+Example:
+    >>> from llmrouter_core.execution import Budget
+    >>> Budget(2.0).remaining
+    2.0
+"""
+
+from __future__ import annotations
+
+from llmrouter_core.execution._support import register_cost_hook
+from llmrouter_core.execution.budget import (
+    Budget,
+    BudgetExceededError,
+    BudgetLike,
+    BudgetManager,
+    Reservation,
+)
+from llmrouter_core.execution.conversation import CONTEXT_MODES, ContextMode, Conversation
+from llmrouter_core.execution.executor import Executor, RouterLike
+from llmrouter_core.execution.keys import KeyPool, KeysError, parse_api_keys, redact_secrets
+from llmrouter_core.execution.results import (
+    AllModelsFailedError,
+    Attempt,
+    ExecutionError,
+    ExecutionResult,
+    InvalidRequestError,
+    NoEligibleModelError,
+    StreamChunk,
+    StreamInterruptedError,
+)
+from llmrouter_core.execution.static import PoolOrderRouter
+
+__all__ = [
+    "CONTEXT_MODES",
+    "AllModelsFailedError",
+    "Attempt",
+    "Budget",
+    "BudgetExceededError",
+    "BudgetLike",
+    "BudgetManager",
+    "ContextMode",
+    "Conversation",
+    "ExecutionError",
+    "ExecutionResult",
+    "Executor",
+    "InvalidRequestError",
+    "KeyPool",
+    "KeysError",
+    "NoEligibleModelError",
+    "PoolOrderRouter",
+    "Reservation",
+    "RouterLike",
+    "StreamChunk",
+    "StreamInterruptedError",
+    "parse_api_keys",
+    "redact_secrets",
+    "register_cost_hook",
+]

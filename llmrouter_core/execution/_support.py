@@ -1,0 +1,298 @@
+"""Helpers of the executor: messages, token bounds, capabilities, error classes and costs.
+
+Kept apart from the executor so the per-call path stays short and each rule is testable.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from llmrouter_core.execution.results import InvalidRequestError
+from llmrouter_core.pool import ModelSpec
+
+Message = dict[str, Any]
+ErrorAction = Literal["retry", "fallback"]
+
+#: Per-message overhead (role, separators) counted on top of the text, as OpenAI documents.
+TOKENS_PER_MESSAGE = 4
+#: Characters per token assumed when bounding a prompt's size from above: half of the usual
+#: 4, so the bound holds for code, numbers and most non-English text.
+BOUND_CHARS_PER_TOKEN = 2.0
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Message]:
+    """``messages`` as a list of OpenAI-style dicts (a string becomes one user message)."""
+    if isinstance(messages, str):
+        if not messages.strip():
+            raise InvalidRequestError("the request is empty")
+        return [{"role": "user", "content": messages}]
+    if not isinstance(messages, Sequence) or not messages:
+        raise InvalidRequestError("messages must be a non-empty string or list of messages")
+    out: list[Message] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, Mapping) or "role" not in msg:
+            raise InvalidRequestError(f"message {i} must be a mapping with a 'role'")
+        out.append(dict(msg))
+    return out
+
+
+def content_text(content: Any) -> str:
+    """The text of a message ``content`` (a string or a list of content parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") == "text":
+                parts.append(str(part.get("text", "")))
+            elif isinstance(part, str):
+                parts.append(part)
+        return "\n".join(parts)
+    return str(content)
+
+
+def last_user_text(messages: Sequence[Message]) -> str:
+    """Text of the last user message (of the last message if no user message)."""
+    for msg in reversed(messages):
+        if msg.get("role") == "user":
+            return content_text(msg.get("content"))
+    return content_text(messages[-1].get("content"))
+
+
+def conversation_text(messages: Sequence[Message]) -> str:
+    """Every message's text, one paragraph per message."""
+    return "\n\n".join(t for t in (content_text(m.get("content")) for m in messages) if t)
+
+
+RoutingText = Literal["last_user", "conversation"] | Callable[[list[Message]], str]
+
+
+def routing_text(messages: list[Message], mode: RoutingText) -> str:
+    """The text a router sees for ``messages`` under ``mode``."""
+    if callable(mode):
+        text = mode(messages)
+        if not isinstance(text, str):
+            raise InvalidRequestError("the routing_text callable must return a string")
+        return text
+    if mode == "last_user":
+        return last_user_text(messages)
+    if mode == "conversation":
+        return conversation_text(messages)
+    raise InvalidRequestError(
+        f"routing_text must be 'last_user', 'conversation' or a callable, not {mode!r}"
+    )
+
+
+def prompt_chars(messages: Sequence[Message], tools: Sequence[Any] | None) -> int:
+    """Characters of everything sent as input (message texts and tool schemas)."""
+    n = sum(len(content_text(m.get("content"))) for m in messages)
+    for m in messages:
+        if m.get("tool_calls"):
+            n += len(str(m["tool_calls"]))
+    if tools:
+        n += len(str(list(tools)))
+    return n
+
+
+def input_token_estimate(chars: int, n_messages: int) -> int:
+    """Typical prompt tokens (4 characters per token)."""
+    return math.ceil(chars / 4.0) + TOKENS_PER_MESSAGE * n_messages
+
+
+def input_token_bound(chars: int, n_messages: int) -> int:
+    """A conservative upper bound on prompt tokens (2 characters per token)."""
+    return math.ceil(chars / BOUND_CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * n_messages
+
+
+def wants_json_schema(response_format: Any) -> bool:
+    """Whether ``response_format`` asks for a JSON schema (not plain JSON mode)."""
+    if response_format is None:
+        return False
+    if isinstance(response_format, Mapping):
+        return response_format.get("type") == "json_schema"
+    return isinstance(response_format, type)  # a pydantic model class
+
+
+# -- LiteLLM model information (cached; LiteLLM's table is offline) ------------------------
+
+_info_cache: dict[str, dict[str, Any] | None] = {}
+_info_lock = threading.Lock()
+
+
+def litellm_model_info(litellm: Any, model: str) -> dict[str, Any] | None:
+    """LiteLLM's bundled entry for ``model`` (``None`` if unknown), cached per model."""
+    if model in _info_cache:
+        return _info_cache[model]
+    cost_map: Mapping[str, Any] = getattr(litellm, "model_cost", {})
+    info = None
+    for key in (model, model.split("/", 1)[-1]):
+        entry = cost_map.get(key)
+        if isinstance(entry, Mapping):
+            info = dict(entry)
+            break
+    with _info_lock:
+        _info_cache[model] = info
+    return info
+
+
+def supports(litellm: Any, spec: ModelSpec, capability: Literal["tools", "json_schema"]) -> bool:
+    """Whether ``spec`` can serve ``capability`` (the pool's flag, else LiteLLM's table)."""
+    if capability == "tools" and spec.supports_tools:
+        return True
+    if capability == "json_schema" and spec.supports_json_schema:
+        return True
+    info = litellm_model_info(litellm, spec.litellm_model)
+    if not info:
+        return False
+    key = "supports_function_calling" if capability == "tools" else "supports_response_schema"
+    return bool(info.get(key))
+
+
+def context_window(litellm: Any, spec: ModelSpec) -> int | None:
+    """Maximum prompt tokens of ``spec`` (the pool's, else LiteLLM's; ``None`` = unknown)."""
+    if spec.context_window:
+        return int(spec.context_window)
+    info = litellm_model_info(litellm, spec.litellm_model)
+    if info:
+        value = info.get("max_input_tokens") or info.get("max_tokens")
+        if value:
+            return int(value)
+    return None
+
+
+def bound_prices(litellm: Any, spec: ModelSpec) -> tuple[float, float] | None:
+    """USD per token (input, output) used to bound a call's cost from above: the higher of the
+    pool's and LiteLLM's prices; ``None`` if neither knows the model."""
+    info = litellm_model_info(litellm, spec.litellm_model) or {}
+    lite_in = info.get("input_cost_per_token")
+    lite_out = info.get("output_cost_per_token")
+    if not spec.has_prices and lite_in is None and lite_out is None:
+        return None
+    pin = max((spec.input_price or 0.0) / 1e6, float(lite_in or 0.0))
+    pout = max((spec.output_price or 0.0) / 1e6, float(lite_out or 0.0))
+    return pin, pout
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+_RETRYABLE = frozenset(
+    {
+        "RateLimitError",
+        "Timeout",
+        "APITimeoutError",
+        "TimeoutError",
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "BadGatewayError",
+    }
+)
+_NOT_RETRYABLE = frozenset(
+    {
+        "ContextWindowExceededError",
+        "ContentPolicyViolationError",
+        "BadRequestError",
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "UnprocessableEntityError",
+        "UnsupportedParamsError",
+    }
+)
+
+
+def classify_error(exc: BaseException) -> ErrorAction:
+    """``"retry"`` for transient failures (rate limit, timeout, connection, 5xx), else
+    ``"fallback"`` (context window, content filter, bad request, auth, unknown model...)."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _NOT_RETRYABLE:
+            return "fallback"
+        if cls.__name__ in _RETRYABLE:
+            return "retry"
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and (status == 429 or status >= 500):
+        return "retry"
+    return "fallback"
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from a ``Retry-After`` header on the provider's response, if any."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+# -- usage and cost ------------------------------------------------------------------------
+
+
+def usage_tokens(response: Any) -> tuple[int | None, int | None]:
+    """(prompt_tokens, completion_tokens) reported in ``response.usage``."""
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None, None
+
+    def get(name: str) -> int | None:
+        value = usage.get(name) if isinstance(usage, Mapping) else getattr(usage, name, None)
+        return int(value) if isinstance(value, int | float) else None
+
+    return get("prompt_tokens"), get("completion_tokens")
+
+
+def answer_text(response: Any) -> str:
+    """The text of the first choice ("" if the model answered with tool calls only)."""
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    return content_text(content)
+
+
+def provider_cost(response: Any) -> float | None:
+    """The cost LiteLLM computed (or a custom provider reported) for ``response``."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    value = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+# -- providers that know a call's cost before making it ----------------------------------
+
+CostHook = Callable[[str, list[Message]], "float | None"]
+_cost_hooks: dict[str, CostHook] = {}
+
+
+def register_cost_hook(provider: str, hook: CostHook) -> None:
+    """Let the in-process provider ``provider`` (the prefix of ``provider/model`` ids) tell
+    the cost of a call before it is made; ``hook(model, messages)`` returns USD or ``None``.
+
+    Budgets reserve that exact amount instead of a price-based bound, and streamed answers
+    are costed with it.
+    """
+    _cost_hooks[provider] = hook
+
+
+def known_call_cost(litellm_model: str, messages: list[Message]) -> float | None:
+    """The exact cost of calling ``litellm_model`` on ``messages`` if its provider knows it."""
+    provider, sep, model = litellm_model.partition("/")
+    hook = _cost_hooks.get(provider) if sep else None
+    if hook is None:
+        return None
+    try:
+        value = hook(model, messages)
+    except Exception:  # an unknown prompt fails at call time, with its message
+        return None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None

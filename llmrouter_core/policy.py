@@ -1,0 +1,141 @@
+"""The route step: turn predicted quality and cost into a choice.
+
+Every router predicts, for each query and pool model, a quality (0..1) and a cost (USD). One
+knob trades them off for every router: the *cost weight* ``lambda`` (utility = quality -
+lambda x cost; ``lambda`` is the inverse of the willingness to pay, in quality points per USD).
+``lambda = 0`` seeks quality; ``lambda = inf`` takes the cheapest model. Two other forms map
+onto it: a *budget* (target mean cost per query, resolved through the router's calibration
+curve) and a *threshold* for two-model pools (take the strong model when its predicted quality
+gain is at least the threshold).
+
+Ties break toward the cheaper model, then toward the earlier pool position, so decisions are
+deterministic.
+
+Example:
+    >>> import numpy as np
+    >>> q = np.array([[0.6, 0.9]]); c = np.array([[0.001, 0.01]])
+    >>> choose(q, c, 0.0).tolist(), choose(q, c, 100.0).tolist()
+    ([1], [0])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from llmrouter_core.errors import DataError
+
+__all__ = [
+    "BudgetPolicy",
+    "CostWeightPolicy",
+    "Policy",
+    "ThresholdPolicy",
+    "choose",
+    "rank",
+    "utilities",
+]
+
+# Utilities closer than this count as tied (then the cheaper model wins); guards against
+# float noise deciding between models that the scorer cannot tell apart.
+_TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class CostWeightPolicy:
+    """utility = quality - cost_weight x cost (``inf`` = always the cheapest model)."""
+
+    cost_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.cost_weight) or self.cost_weight < 0:
+            raise ValueError("cost_weight must be >= 0 (use math.inf for 'cheapest')")
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    """Target mean cost per query in USD; resolved to a cost weight by the router."""
+
+    max_mean_cost: float
+
+    def __post_init__(self) -> None:
+        if not self.max_mean_cost >= 0:
+            raise ValueError("max_mean_cost must be >= 0")
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """Two-model pools: the strong (costlier) model when its predicted gain >= threshold."""
+
+    threshold: float
+
+
+Policy = CostWeightPolicy | BudgetPolicy | ThresholdPolicy
+
+
+def utilities(
+    quality: npt.NDArray[np.float64], cost: npt.NDArray[np.float64], cost_weight: float
+) -> npt.NDArray[np.float64]:
+    """``quality - cost_weight * cost``; with ``inf`` weight, ``-cost`` (cheapest first)."""
+    if math.isinf(cost_weight):
+        return -np.asarray(cost, dtype=np.float64)
+    return np.asarray(quality - cost_weight * cost, dtype=np.float64)
+
+
+def _allowed(mask: npt.NDArray[np.bool_] | None, shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    allowed = np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+    if not allowed.any(axis=-1).all():
+        raise DataError("no eligible model for at least one query (all models excluded)")
+    return allowed
+
+
+def choose(
+    quality: npt.NDArray[np.float64],
+    cost: npt.NDArray[np.float64],
+    cost_weight: float,
+    allowed: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.intp]:
+    """Index of the chosen model per query (rows of ``quality``/``cost``, shape ``(n, m)``).
+
+    Args:
+        quality: Predicted quality, ``(n, m)``.
+        cost: Predicted cost, ``(n, m)``.
+        cost_weight: ``lambda`` >= 0, or ``inf`` for the cheapest model.
+        allowed: Optional boolean mask ``(m,)`` or ``(n, m)`` of eligible models.
+    """
+    q = np.atleast_2d(np.asarray(quality, dtype=np.float64))
+    c = np.atleast_2d(np.asarray(cost, dtype=np.float64))
+    u = utilities(q, c, cost_weight)
+    ok = _allowed(allowed, u.shape)
+    u = np.where(ok, u, -np.inf)
+    best = u.max(axis=1, keepdims=True)
+    tied = ok & (u >= best - _TIE_TOLERANCE)
+    # Among the tied, take the cheapest; argmin returns the first (earliest pool position).
+    return np.asarray(np.argmin(np.where(tied, c, np.inf), axis=1), dtype=np.intp)
+
+
+def rank(
+    quality: npt.NDArray[np.float64],
+    cost: npt.NDArray[np.float64],
+    cost_weight: float,
+    allowed: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.intp]:
+    """Eligible model indices of one query, best utility first (ties: cheaper first).
+
+    ``rank(q, c, w)[0] == choose(q[None], c[None], w)[0]`` for every input.
+    """
+    q = np.asarray(quality, dtype=np.float64).ravel()
+    c = np.asarray(cost, dtype=np.float64).ravel()
+    u = utilities(q, c, cost_weight)
+    ok = _allowed(allowed, u.shape)
+    # Quantise utilities to the tie tolerance so near-ties order by cost, like `choose`.
+    key = np.round(u / _TIE_TOLERANCE) if not math.isinf(cost_weight) else u
+    order = np.lexsort((np.arange(len(u)), c, -key))
+    order = order[ok[order]]
+    # Make the head agree exactly with `choose` (quantisation may split a near-tie).
+    head = int(choose(q[None], c[None], cost_weight, ok[None])[0])
+    return np.asarray(np.concatenate(([head], order[order != head])), dtype=np.intp)

@@ -1,0 +1,307 @@
+"""Model pools: the models a router may choose from, with prices and capabilities.
+
+A :class:`ModelSpec` describes one model; a :class:`Pool` is an ordered, name-indexed set of
+them. Pools load from YAML/JSON (``{"models": [...]}`` or a list), and from LLMRouter's
+``default_llm.json`` (a mapping of name -> spec). Prices are USD per 1M tokens; a missing price
+is looked up in LiteLLM's bundled price table, offline.
+
+Example:
+    >>> pool = Pool([ModelSpec("small", input_price=0.1, output_price=0.2),
+    ...              ModelSpec("large", input_price=5.0, output_price=15.0)])
+    >>> round(pool["large"].estimate_cost(1000, 100), 6)
+    0.0065
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from llmrouter_core.errors import DataError, UnknownModelError
+
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "DEFAULT_OUTPUT_TOKENS",
+    "ModelSpec",
+    "Pool",
+    "estimate_tokens",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Token estimate used wherever a tokenizer is not at hand: one token per 4 characters
+#: (OpenAI's rule of thumb for English text), at least one token for non-empty text.
+CHARS_PER_TOKEN = 4.0
+#: Output tokens assumed per answer when a dataset records no output token counts.
+DEFAULT_OUTPUT_TOKENS = 256
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate the token count of ``text`` as ``ceil(len(text) / 4)``."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a pool.
+
+    Attributes:
+        name: Name used in routing data and decisions.
+        litellm_model: LiteLLM model id used to call it (default: ``name``).
+        input_price: USD per 1M input tokens (``None`` = unknown).
+        output_price: USD per 1M output tokens (``None`` = unknown).
+        context_window: Maximum input tokens (``None`` = unknown, assumed unlimited).
+        supports_tools: Accepts tool / function calling.
+        supports_json_schema: Accepts a JSON-schema response format.
+        supports_vision: Accepts image inputs.
+        description: Free text (used by LLM-based routers).
+        api_base: Endpoint override for this model.
+        api_key_env: Name of an environment variable holding its key (the key itself is never
+            stored in a spec, so it cannot leak into logs or saved routers).
+        extra: Additional keyword arguments passed to LiteLLM.
+    """
+
+    name: str
+    litellm_model: str = ""
+    input_price: float | None = None
+    output_price: float | None = None
+    context_window: int | None = None
+    supports_tools: bool = False
+    supports_json_schema: bool = False
+    supports_vision: bool = False
+    description: str = ""
+    api_base: str | None = None
+    api_key_env: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise DataError("a model spec needs a non-empty 'name'")
+        if not self.litellm_model:
+            object.__setattr__(self, "litellm_model", self.name)
+        for attr in ("input_price", "output_price"):
+            value = getattr(self, attr)
+            if value is not None:
+                value = float(value)
+                if not math.isfinite(value) or value < 0:
+                    raise DataError(f"model {self.name!r}: {attr} must be a non-negative number")
+                object.__setattr__(self, attr, value)
+
+    @property
+    def has_prices(self) -> bool:
+        """Whether both prices are known."""
+        return self.input_price is not None and self.output_price is not None
+
+    def estimate_cost(self, input_tokens: float, output_tokens: float) -> float:
+        """USD cost of one call with the given token counts (unknown prices count as 0)."""
+        return (
+            (self.input_price or 0.0) * input_tokens + (self.output_price or 0.0) * output_tokens
+        ) / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (round-trips through :meth:`from_dict`)."""
+        out = asdict(self)
+        out["extra"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, name: str | None = None) -> ModelSpec:
+        """Build a spec from a dict in this project's format or LLMRouter's.
+
+        LLMRouter's ``default_llm.json`` entries use ``model`` for the API id and ``feature``
+        for the description; both are understood.
+        """
+        if not isinstance(raw, Mapping):
+            raise DataError(f"a model spec must be an object, got {type(raw).__name__}")
+        data = dict(raw)
+        spec_name = data.pop("name", None) or name
+        if not spec_name:
+            raise DataError(f"model spec without a 'name': {sorted(data)}")
+        litellm_model = data.pop("litellm_model", None) or ""
+        api_model = data.pop("model", None)
+        service = data.pop("service", None)
+        if not litellm_model and api_model:
+            # LLMRouter pools name NVIDIA-hosted models by their API id.
+            prefix = "nvidia_nim/" if str(service or "").upper() == "NVIDIA" else ""
+            litellm_model = prefix + str(api_model)
+        description = data.pop("description", None) or data.pop("feature", None) or ""
+        known = {f for f in cls.__dataclass_fields__ if f not in {"name", "extra"}}
+        kwargs = {k: data.pop(k) for k in list(data) if k in known}
+        for drop in ("api_key", "key", "api_keys"):
+            if data.pop(drop, None) is not None:
+                logger.warning("model %s: ignoring an inline API key in the pool file", spec_name)
+        extra = dict(data.pop("extra", {}) or {})
+        extra.update(data)  # unknown fields are kept, not lost (e.g. LLMRouter's "size")
+        return cls(
+            name=str(spec_name),
+            litellm_model=str(litellm_model),
+            description=str(description),
+            extra=extra,
+            **kwargs,
+        )
+
+
+class Pool(Sequence[ModelSpec]):
+    """An ordered set of :class:`ModelSpec`, indexable by position or name.
+
+    Example:
+        >>> pool = Pool.from_dict({"models": [{"name": "a", "input_price": 1, "output_price": 2}]})
+        >>> pool.names
+        ('a',)
+    """
+
+    def __init__(self, models: Iterable[ModelSpec]) -> None:
+        specs = tuple(models)
+        if not specs:
+            raise DataError("a pool needs at least one model")
+        index: dict[str, int] = {}
+        for i, spec in enumerate(specs):
+            if spec.name in index:
+                raise DataError(f"model {spec.name!r} appears twice in the pool")
+            index[spec.name] = i
+        self._specs = specs
+        self._index = index
+
+    # -- Sequence protocol -------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs)
+
+    def __getitem__(self, key: int | str) -> ModelSpec:  # type: ignore[override]
+        if isinstance(key, str):
+            try:
+                return self._specs[self._index[key]]
+            except KeyError:
+                raise UnknownModelError(
+                    f"unknown model {key!r}; the pool has: {', '.join(self.names)}"
+                ) from None
+        return self._specs[key]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pool) and self._specs == other._specs
+
+    def __hash__(self) -> int:
+        return hash(self.names)
+
+    def __repr__(self) -> str:
+        return f"Pool({list(self.names)!r})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Model names in pool order."""
+        return tuple(s.name for s in self._specs)
+
+    def index(self, name: str) -> int:  # type: ignore[override]
+        """Position of model ``name``."""
+        if name not in self._index:
+            raise UnknownModelError(
+                f"unknown model {name!r}; the pool has: {', '.join(self.names)}"
+            )
+        return self._index[name]
+
+    def subset(self, names: Iterable[str]) -> Pool:
+        """A pool of the named models, in the given order."""
+        return Pool(self[n] for n in names)
+
+    def replace(self, name: str, **changes: Any) -> Pool:
+        """A copy with model ``name`` changed."""
+        return Pool(replace(s, **changes) if s.name == name else s for s in self._specs)
+
+    # -- (de)serialisation -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """``{"models": [...]}``, the pool-file format."""
+        return {"models": [s.to_dict() for s in self._specs]}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Pool:
+        """Build a pool from ``{"models": [...]}``, a list of specs, or LLMRouter's mapping."""
+        if isinstance(raw, Mapping) and "models" in raw:
+            raw = raw["models"]
+        if isinstance(raw, Mapping):
+            return cls(ModelSpec.from_dict(v, name=str(k)) for k, v in raw.items())
+        if isinstance(raw, list):
+            return cls(ModelSpec.from_dict(v) for v in raw)
+        raise DataError(
+            "a pool must be {'models': [...]}, a list of model specs or a name -> spec mapping"
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, fill_prices: bool = True) -> Pool:
+        """Load a pool from a JSON or YAML file.
+
+        Args:
+            path: ``.json``, ``.yaml`` or ``.yml`` file.
+            fill_prices: Look missing prices up in LiteLLM's bundled price table.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"pool file not found: {p}")
+        text = p.read_text(encoding="utf-8")
+        try:
+            if p.suffix.lower() in {".yaml", ".yml"}:
+                import yaml
+
+                raw = yaml.safe_load(text)
+            else:
+                raw = json.loads(text)
+        except Exception as exc:
+            raise DataError(f"cannot parse pool file {p}: {exc}") from exc
+        pool = cls.from_dict(raw)
+        return pool.with_litellm_prices() if fill_prices else pool
+
+    def save(self, path: str | Path) -> None:
+        """Write the pool as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+    # -- prices ------------------------------------------------------------
+    def with_litellm_prices(self) -> Pool:
+        """Fill missing prices and capabilities from LiteLLM's bundled (offline) price table."""
+        if all(s.has_prices for s in self._specs):
+            return self
+        from llmrouter_core._lazy import import_litellm
+
+        litellm = import_litellm()
+        specs = []
+        for spec in self._specs:
+            if spec.has_prices:
+                specs.append(spec)
+                continue
+            info = _litellm_model_info(litellm, spec.litellm_model)
+            if info is None:
+                logger.warning("no price known for model %s (%s)", spec.name, spec.litellm_model)
+                specs.append(spec)
+                continue
+            changes: dict[str, Any] = {}
+            if spec.input_price is None and info.get("input_cost_per_token") is not None:
+                changes["input_price"] = float(info["input_cost_per_token"]) * 1e6
+            if spec.output_price is None and info.get("output_cost_per_token") is not None:
+                changes["output_price"] = float(info["output_cost_per_token"]) * 1e6
+            if spec.context_window is None and info.get("max_input_tokens"):
+                changes["context_window"] = int(info["max_input_tokens"])
+            specs.append(replace(spec, **changes))
+        return Pool(specs)
+
+    @classmethod
+    def from_names(cls, names: Iterable[str], *, fill_prices: bool = False) -> Pool:
+        """A pool of bare specs named ``names`` (prices optionally from LiteLLM)."""
+        pool = cls(ModelSpec(n) for n in names)
+        return pool.with_litellm_prices() if fill_prices else pool
+
+
+def _litellm_model_info(litellm: Any, model: str) -> dict[str, Any] | None:
+    cost_map: Mapping[str, Any] = getattr(litellm, "model_cost", {})
+    for key in (model, model.split("/", 1)[-1]):
+        info = cost_map.get(key)
+        if isinstance(info, Mapping):
+            return dict(info)
+    return None

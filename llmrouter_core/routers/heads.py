@@ -1,0 +1,236 @@
+"""Inference heads: the learned part of a supervised router, as plain arrays.
+
+Scikit-learn estimators do the learning; a head keeps only the arrays needed to predict, so
+routing one query costs one sparse product (no estimator validation overhead) and saving a
+router never pickles an estimator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from llmrouter_core.data.core import FloatArray
+
+__all__ = ["Head", "KNNHead", "LinearHead", "MLPHead", "StackHead", "head_from_state"]
+
+Arrays = dict[str, Any]
+
+
+def _dot(x: Any, w: Any) -> FloatArray:
+    out = x @ w
+    if sp.issparse(out):
+        out = out.toarray()
+    return np.asarray(out, dtype=np.float64)
+
+
+def _pack_matrix(prefix: str, x: Any) -> Arrays:
+    if sp.issparse(x):
+        csr = sp.csr_matrix(x)
+        return {
+            f"{prefix}.data": csr.data,
+            f"{prefix}.indices": csr.indices,
+            f"{prefix}.indptr": csr.indptr,
+            f"{prefix}.shape": np.asarray(csr.shape, dtype=np.int64),
+        }
+    return {prefix: np.asarray(x)}
+
+
+def _unpack_matrix(prefix: str, arrays: Arrays) -> Any:
+    if prefix in arrays:
+        return arrays[prefix]
+    shape = tuple(int(v) for v in arrays[f"{prefix}.shape"])
+    return sp.csr_matrix(
+        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
+        shape=shape,
+    )
+
+
+class Head:
+    """Maps a feature matrix to predicted quality per model, ``(n, m)`` in [0, 1]."""
+
+    kind = ""
+
+    def predict(self, x: Any) -> FloatArray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_state(self) -> Arrays:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class LinearHead(Head):
+    """``link(x @ W + b)`` with ``link`` = identity (clipped) or logistic."""
+
+    kind = "linear"
+
+    def __init__(self, coef: FloatArray, intercept: FloatArray, link: str = "identity") -> None:
+        # coef is (d, m); stored sparse when mostly zero (hashed features unseen in training).
+        coef = np.asarray(coef, dtype=np.float32)
+        self.coef: Any = sp.csr_matrix(coef) if np.mean(coef == 0) > 0.5 else coef
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        if link not in {"identity", "logistic"}:
+            raise ValueError(f"unknown link {link!r}")
+        self.link = link
+
+    def predict(self, x: Any) -> FloatArray:
+        z = _dot(x, self.coef) + self.intercept
+        if self.link == "logistic":
+            return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -35, 35))), dtype=np.float64)
+        return np.asarray(np.clip(z, 0.0, 1.0), dtype=np.float64)
+
+    def get_state(self) -> Arrays:
+        return {
+            **_pack_matrix("coef", self.coef),
+            "intercept": self.intercept,
+            "link": np.asarray([self.link == "logistic"]),
+        }
+
+    @classmethod
+    def from_state(cls, arrays: Arrays) -> LinearHead:
+        obj = cls.__new__(cls)
+        obj.coef = _unpack_matrix("coef", arrays)
+        obj.intercept = np.asarray(arrays["intercept"], dtype=np.float64)
+        obj.link = "logistic" if bool(arrays["link"][0]) else "identity"
+        return obj
+
+
+class KNNHead(Head):
+    """Similarity-weighted mean of the neighbours' scores, shrunk toward the model means.
+
+    ``q = (sum_i w_i y_i + alpha * prior) / (sum_i w_i + alpha)`` over the ``k`` most
+    cosine-similar training queries (rows of ``x_train`` are L2-normalised), with weights
+    ``w_i = max(sim_i, 0) ** power``.
+    """
+
+    kind = "knn"
+
+    def __init__(
+        self, x_train: Any, y: FloatArray, k: int, alpha: float, power: float = 1.0
+    ) -> None:
+        self.x_train = x_train
+        self.x_train_t = (
+            x_train.T.tocsr() if sp.issparse(x_train) else np.ascontiguousarray(x_train.T)
+        )
+        self.y = np.asarray(y, dtype=np.float64)
+        self.k = int(k)
+        self.alpha = float(alpha)
+        self.power = float(power)
+        self.prior = self.y.mean(axis=0)
+
+    def predict(self, x: Any) -> FloatArray:
+        sims = _dot(x, self.x_train_t)
+        n_train = sims.shape[1]
+        k = min(self.k, n_train)
+        if k < n_train:
+            idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            idx = np.broadcast_to(np.arange(n_train), (sims.shape[0], n_train))
+        w = np.maximum(np.take_along_axis(sims, idx, axis=1), 0.0) ** self.power
+        num = np.einsum("nk,nkm->nm", w, self.y[idx]) + self.alpha * self.prior
+        den = w.sum(axis=1, keepdims=True) + self.alpha
+        return np.asarray(num / den, dtype=np.float64)
+
+    def get_state(self) -> Arrays:
+        return {
+            **_pack_matrix("x_train", self.x_train),
+            "y": self.y,
+            "params": np.asarray([self.k, self.alpha, self.power], dtype=np.float64),
+        }
+
+    @classmethod
+    def from_state(cls, arrays: Arrays) -> KNNHead:
+        k, alpha, power = (float(v) for v in arrays["params"])
+        return cls(_unpack_matrix("x_train", arrays), arrays["y"], int(k), alpha, power)
+
+
+class MLPHead(Head):
+    """A ReLU multi-layer perceptron with one output per model (clipped to [0, 1])."""
+
+    kind = "mlp"
+
+    def __init__(self, coefs: list[Any], intercepts: list[FloatArray]) -> None:
+        self.coefs = [np.asarray(c, dtype=np.float32) for c in coefs]
+        self.intercepts = [np.asarray(b, dtype=np.float32) for b in intercepts]
+
+    def predict(self, x: Any) -> FloatArray:
+        h: Any = x
+        last = len(self.coefs) - 1
+        for i, (w, b) in enumerate(zip(self.coefs, self.intercepts, strict=True)):
+            h = _dot(h, w) + b
+            if i < last:
+                h = np.maximum(h, 0.0)
+        return np.asarray(np.clip(h, 0.0, 1.0), dtype=np.float64)
+
+    def get_state(self) -> Arrays:
+        out: Arrays = {"n_layers": np.asarray([len(self.coefs)])}
+        for i, (w, b) in enumerate(zip(self.coefs, self.intercepts, strict=True)):
+            out[f"w{i}"] = w
+            out[f"b{i}"] = b
+        return out
+
+    @classmethod
+    def from_state(cls, arrays: Arrays) -> MLPHead:
+        n = int(arrays["n_layers"][0])
+        return cls([arrays[f"w{i}"] for i in range(n)], [arrays[f"b{i}"] for i in range(n)])
+
+
+class StackHead(Head):
+    """A weighted average of other heads (weights sum to 1; no heads predicts zeros)."""
+
+    kind = "stack"
+
+    def __init__(self, heads: list[Head], weights: list[float], n_outputs: int) -> None:
+        if len(heads) != len(weights):
+            raise ValueError("one weight per head")
+        total = float(sum(weights))
+        self.heads = list(heads)
+        self.weights = [float(w) / total for w in weights] if total > 0 else []
+        self.n_outputs = int(n_outputs)
+
+    def predict(self, x: Any) -> FloatArray:
+        out = np.zeros((x.shape[0], self.n_outputs))
+        for head, w in zip(self.heads, self.weights, strict=True):
+            out += w * head.predict(x)
+        return out
+
+    def get_state(self) -> Arrays:
+        kinds = ",".join(h.kind for h in self.heads)
+        out: Arrays = {
+            "weights": np.asarray(self.weights, dtype=np.float64),
+            "kinds": np.frombuffer(kinds.encode("ascii"), dtype=np.uint8),
+            "n_outputs": np.asarray([self.n_outputs]),
+        }
+        for i, head in enumerate(self.heads):
+            out.update({f"{i}/{k}": v for k, v in head.get_state().items()})
+        return out
+
+    @classmethod
+    def from_state(cls, arrays: Arrays) -> StackHead:
+        raw = bytes(np.asarray(arrays["kinds"], dtype=np.uint8)).decode("ascii")
+        kinds = raw.split(",") if raw else []
+        heads = []
+        for i, kind in enumerate(kinds):
+            prefix = f"{i}/"
+            sub = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            heads.append(head_from_state(kind, sub))
+        obj = cls(heads, [1.0] * len(heads), int(arrays["n_outputs"][0]))
+        obj.weights = [float(w) for w in arrays["weights"]]
+        return obj
+
+
+_HEADS: dict[str, Any] = {
+    "linear": LinearHead,
+    "knn": KNNHead,
+    "mlp": MLPHead,
+    "stack": StackHead,
+}
+
+
+def head_from_state(kind: str, arrays: Arrays) -> Head:
+    """Rebuild a head saved with :meth:`Head.get_state`."""
+    if kind not in _HEADS:
+        raise ValueError(f"unknown head kind {kind!r}")
+    head: Head = _HEADS[kind].from_state(arrays)
+    return head

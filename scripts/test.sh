@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: create .venv, install every extra the tests need,
+# then lint (ruff), type-check the core (mypy) and run pytest. Extra pytest arguments pass through.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export LITELLM_LOCAL_MODEL_COST_MAP=True
+export LLMROUTER_DATA_DIR="${LLMROUTER_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+export OMP_WAIT_POLICY=PASSIVE
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+pip=".venv/bin/python -m pip"
+$pip install --quiet --upgrade pip
+# torch: only this version has a local CPU build on this kind of machine; any other pulls
+# several GB of CUDA wheels. Installing it first makes the 'torch' extra's range a no-op.
+$pip install --quiet "torch==2.13.0"
+$pip install --quiet -e ".[torch,langchain,llamaindex,dspy,dev]"
+bash scripts/install_local.sh
+
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy (core)"
+.venv/bin/mypy llmrouter_core
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

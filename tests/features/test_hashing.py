@@ -1,0 +1,85 @@
+"""HashingEmbedder (the default): fit/transform on real prompts, state, edge inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from llmrouter_core.errors import NotFittedError
+from llmrouter_core.features import Embedder, HashingEmbedder, get_embedder
+
+N = 2**14
+
+
+@pytest.fixture(scope="module")
+def fitted(train_prompts: list[str]) -> HashingEmbedder:
+    return HashingEmbedder(n_features=N).fit(train_prompts)
+
+
+def test_registry_default() -> None:
+    e = get_embedder()
+    assert isinstance(e, HashingEmbedder) and isinstance(e, Embedder)
+    assert e.name == "hashing" and e.sparse is True
+    with pytest.raises(ValueError, match="unknown embedder"):
+        get_embedder("word2vec")
+
+
+def test_not_fitted() -> None:
+    e = HashingEmbedder(n_features=N)
+    with pytest.raises(NotFittedError):
+        e.transform(["x"])
+    with pytest.raises(NotFittedError):
+        e.get_state()
+
+
+def test_fit_transform(fitted: HashingEmbedder, routerbench_sample: tuple) -> None:
+    texts, tasks = routerbench_sample
+    x = fitted.transform(texts)
+    assert sp.issparse(x) and x.shape == (len(texts), N)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).ravel()
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    idf = fitted.get_state()["idf"]
+    assert idf.shape == (N,) and idf.dtype == np.float32 and (idf >= 1.0).all()
+    # Words common to every prompt weigh less than rare ones.
+    assert idf.min() < idf.max()
+    # Nearest neighbour of each prompt is of the same task.
+    dense = x.toarray()
+    sim = dense @ dense.T
+    np.fill_diagonal(sim, -np.inf)
+    same = np.mean([tasks[i] == tasks[j] for i, j in enumerate(sim.argmax(axis=1))])
+    assert same >= 0.95
+    np.testing.assert_array_equal(fitted.transform(texts).toarray(), dense)
+
+
+def test_state_round_trip(fitted: HashingEmbedder, routerbench_sample: tuple) -> None:
+    texts, _ = routerbench_sample
+    cfg = json.loads(json.dumps(fitted.get_config()))  # JSON-safe
+    clone = HashingEmbedder(**cfg)
+    clone.set_state({k: np.array(v) for k, v in fitted.get_state().items()})
+    np.testing.assert_array_equal(
+        clone.transform(texts[:10]).toarray(), fitted.transform(texts[:10]).toarray()
+    )
+    assert clone.get_config() == fitted.get_config()
+
+
+def test_huge_and_empty_inputs(fitted: HashingEmbedder, mbpp_prompts: list[str]) -> None:
+    huge = mbpp_prompts[0] + " " + "lorem ipsum dolor " * 200_000  # 3.6M characters
+    x = fitted.transform([huge, "", "   "])
+    assert x.shape == (3, N)
+    # Only the first max_chars characters count.
+    cut = fitted.transform([huge[: fitted.max_chars]])
+    np.testing.assert_array_equal(x[0].toarray(), cut.toarray())
+    assert x[1].nnz == 0 and x[2].nnz == 0  # nothing to hash: an all-zero row
+    assert fitted.transform([]).shape == (0, N)
+
+
+def test_char_ngrams_catch_typos(train_prompts: list[str]) -> None:
+    chars = HashingEmbedder(n_features=N, char_ngrams=True).fit(train_prompts)
+    words_only = HashingEmbedder(n_features=N, char_ngrams=False).fit(train_prompts)
+    a, b = "Write a python function to reverse a string.", "Writ a pythn functon to revers a strng."
+    x = chars.transform([a, b]).toarray()
+    y = words_only.transform([a, b]).toarray()
+    assert float(x[0] @ x[1]) > float(y[0] @ y[1])
