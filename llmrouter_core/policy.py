@@ -6,7 +6,7 @@ lambda x cost; ``lambda`` is the inverse of the willingness to pay, in quality p
 ``lambda = 0`` seeks quality; ``lambda = inf`` takes the cheapest model. Two other forms map
 onto it: a *budget* (target mean cost per query, resolved through the router's calibration
 curve) and a *threshold* for two-model pools (take the strong model when its predicted quality
-gain is at least the threshold).
+gain exceeds the threshold).
 
 Ties break toward the cheaper model, then toward the earlier pool position, so decisions are
 deterministic.
@@ -67,7 +67,7 @@ class BudgetPolicy:
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
-    """Two-model pools: the strong (costlier) model when its predicted gain >= threshold."""
+    """Two-model pools: the strong (costlier) model when its predicted gain exceeds threshold."""
 
     threshold: float
 

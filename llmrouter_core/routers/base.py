@@ -26,7 +26,14 @@ import numpy.typing as npt
 from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.decision import Decision
 from llmrouter_core.errors import DataError, NotFittedError, UnknownModelError
-from llmrouter_core.policy import choose, rank
+from llmrouter_core.policy import (
+    BudgetPolicy,
+    CostWeightPolicy,
+    Policy,
+    ThresholdPolicy,
+    choose,
+    rank,
+)
 from llmrouter_core.pool import ModelSpec, Pool
 from llmrouter_core.routers.costs import CostModel
 
@@ -266,6 +273,8 @@ class Router:
         *,
         cost_weight: float | None = None,
         budget: float | None = None,
+        threshold: float | None = None,
+        policy: Policy | None = None,
         allowed: Collection[str] | None = None,
         max_cost: float | None = None,
     ) -> Decision:
@@ -276,6 +285,10 @@ class Router:
             cost_weight: lambda in utility = quality - lambda x cost (USD); ``math.inf`` picks
                 the cheapest model. Default: :attr:`default_cost_weight`.
             budget: Alternatively, a target mean cost per query in USD.
+            threshold: Alternatively, for two-model pools: take the costlier model when its
+                predicted quality gain over the cheaper one exceeds ``threshold``.
+            policy: The same three forms as one typed object (:class:`CostWeightPolicy`,
+                :class:`BudgetPolicy` or :class:`ThresholdPolicy`).
             allowed: Restrict the choice to these models (e.g. those that support tools).
             max_cost: Leave out models whose predicted cost exceeds this many USD.
 
@@ -283,7 +296,13 @@ class Router:
             The :class:`Decision`; ``decision.model`` is the chosen model.
         """
         return self.route_batch(
-            [query], cost_weight=cost_weight, budget=budget, allowed=allowed, max_cost=max_cost
+            [query],
+            cost_weight=cost_weight,
+            budget=budget,
+            threshold=threshold,
+            policy=policy,
+            allowed=allowed,
+            max_cost=max_cost,
         )[0]
 
     def route_batch(
@@ -292,18 +311,23 @@ class Router:
         *,
         cost_weight: float | None = None,
         budget: float | None = None,
+        threshold: float | None = None,
+        policy: Policy | None = None,
         allowed: Collection[str] | None = None,
         max_cost: float | None = None,
     ) -> list[Decision]:
-        """Route many queries at once (vectorised prediction)."""
+        """Route many queries at once (vectorised prediction); arguments as :meth:`route`."""
         self._check_fitted()
-        weight = self._resolve_weight(cost_weight, budget)
+        cost_weight, budget, threshold = _unpack_policy(policy, cost_weight, budget, threshold)
+        weight = self._resolve_weight(cost_weight, budget) if threshold is None else math.nan
         q, c = self.predict(queries)
         mask = self._allowed_mask(allowed, c, max_cost)
         models = self.models_
         out = []
         for i in range(q.shape[0]):
             row_mask = None if mask is None else mask[i]
+            if threshold is not None:
+                weight = self._threshold_weight(q[i], c[i], threshold)
             order = rank(q[i], c[i], weight, row_mask)
             chosen = models[order[0]]
             quality = dict(zip(models, q[i].tolist(), strict=True))
@@ -323,6 +347,21 @@ class Router:
                 )
             )
         return out
+
+    def _threshold_weight(self, q: FloatArray, c: FloatArray, threshold: float) -> float:
+        """The per-query lambda equivalent to "the costlier model iff its predicted quality gain
+        exceeds ``threshold``" (a gain equal to it is a tie, which goes to the cheaper model)."""
+        if len(self.models_) != 2:
+            raise ValueError(
+                f"the threshold form needs a two-model pool; this router has {len(self.models_)}"
+            )
+        if math.isnan(threshold):
+            raise ValueError("threshold must be a number")
+        strong = int(np.argmax(c))
+        dc = float(c[strong] - c[1 - strong])
+        if dc <= 0:  # same predicted cost: quality decides
+            return 0.0
+        return float(threshold) / dc  # negative for a negative threshold: strong preferred
 
     def choose_indices(
         self, queries: Sequence[str], cost_weights: Sequence[float]
@@ -353,6 +392,26 @@ class Router:
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+def _unpack_policy(
+    policy: Policy | None,
+    cost_weight: float | None,
+    budget: float | None,
+    threshold: float | None,
+) -> tuple[float | None, float | None, float | None]:
+    given = [x for x in (cost_weight, budget, threshold) if x is not None]
+    if len(given) > 1 or (policy is not None and given):
+        raise ValueError("give one of policy, cost_weight, budget or threshold")
+    if policy is None:
+        return cost_weight, budget, threshold
+    if isinstance(policy, CostWeightPolicy):
+        return policy.cost_weight, None, None
+    if isinstance(policy, BudgetPolicy):
+        return None, policy.max_mean_cost, None
+    if isinstance(policy, ThresholdPolicy):
+        return None, None, policy.threshold
+    raise TypeError(f"unknown policy type {type(policy).__name__}")
 
 
 def _check_queries(queries: Sequence[str]) -> list[str]:

@@ -89,8 +89,9 @@ class AutoRouter(SupervisedRouter):
         prior_oof = np.empty_like(y)
         for name, member in zip(self.members, members, strict=True):
             member_best: tuple[float, dict[str, Any], FloatArray] | None = None
-            for params in member._candidates():
-                oof, prior_oof = member._oof(x, y, params, folds)
+            candidates = member._candidates()
+            oofs, prior_oof = member._oof_all(x, y, candidates, folds)
+            for params, oof in zip(candidates, oofs, strict=True):
                 score = cv_aiq(oof, cost_pred, y, costs)
                 report.append({"member": name, "params": params, "cv_aiq": score})
                 if member_best is None or score > member_best[0] + 1e-12:

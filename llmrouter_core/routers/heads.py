@@ -119,8 +119,15 @@ class KNNHead(Head):
         self.power = float(power)
         self.prior = self.y.mean(axis=0)
 
+    def similarities(self, x: Any) -> FloatArray:
+        """Cosine similarity of each row of ``x`` to every training query."""
+        return _dot(x, self.x_train_t)
+
     def predict(self, x: Any) -> FloatArray:
-        sims = _dot(x, self.x_train_t)
+        return self.predict_from_similarities(self.similarities(x))
+
+    def predict_from_similarities(self, sims: FloatArray) -> FloatArray:
+        """Predictions given :meth:`similarities` (lets a caller try several ``k``)."""
         n_train = sims.shape[1]
         k = min(self.k, n_train)
         if k < n_train:

@@ -128,17 +128,20 @@ class SupervisedRouter(Router):
         self.cv_results_ = report
         self.head_ = self._fit_head(x, y, best_params)
 
-    def _oof(
-        self, x: Any, y: FloatArray, params: dict[str, Any], folds: list[Any]
-    ) -> tuple[FloatArray, FloatArray]:
-        """Out-of-fold predictions of the head with ``params`` and of the per-model prior."""
-        oof = np.empty_like(y)
+    def _oof_all(
+        self, x: Any, y: FloatArray, candidates: list[dict[str, Any]], folds: list[Any]
+    ) -> tuple[list[FloatArray], FloatArray]:
+        """Out-of-fold predictions for each candidate, and of the per-model prior."""
         prior_oof = np.empty_like(y)
         for train, val in folds:
-            head = self._fit_head(x[train], y[train], params)
-            oof[val] = head.predict(x[val])
             prior_oof[val] = y[train].mean(axis=0)
-        return oof, prior_oof
+        out = []
+        for params in candidates:
+            oof = np.empty_like(y)
+            for train, val in folds:
+                oof[val] = self._fit_head(x[train], y[train], params).predict(x[val])
+            out.append(oof)
+        return out, prior_oof
 
     def _select(
         self, x: Any, data: RoutingData, candidates: list[dict[str, Any]]
@@ -150,8 +153,8 @@ class SupervisedRouter(Router):
         folds = list(kfold(data.n_queries, self.cv, self.random_state))
         report: list[dict[str, Any]] = []
         best: tuple[float, dict[str, Any], float] | None = None
-        for params in candidates:
-            oof, prior_oof = self._oof(x, y, params, folds)
+        oofs, prior_oof = self._oof_all(x, y, candidates, folds)
+        for params, oof in zip(candidates, oofs, strict=True):
             for b in blends:
                 q = b * oof + (1.0 - b) * prior_oof
                 score = cv_aiq(q, cost_pred, y, costs)
@@ -240,7 +243,7 @@ class KNNRouter(SupervisedRouter):
     """
 
     name = "knn"
-    search_space = {"n_neighbors": (10, 25, 50, 100)}
+    search_space = {"n_neighbors": (10, 25, 50, 100, 200)}
 
     def __init__(
         self,
@@ -266,12 +269,27 @@ class KNNRouter(SupervisedRouter):
     def _fit_head(self, x: Any, y: FloatArray, params: dict[str, Any]) -> Head:
         return KNNHead(x, y, k=int(params["n_neighbors"]), alpha=self.shrinkage)
 
+    def _oof_all(
+        self, x: Any, y: FloatArray, candidates: list[dict[str, Any]], folds: list[Any]
+    ) -> tuple[list[FloatArray], FloatArray]:
+        # The similarities of a fold do not depend on k: compute them once per fold.
+        prior_oof = np.empty_like(y)
+        out = [np.empty_like(y) for _ in candidates]
+        for train, val in folds:
+            prior_oof[val] = y[train].mean(axis=0)
+            head = KNNHead(x[train], y[train], k=1, alpha=self.shrinkage)
+            sims = head.similarities(x[val])
+            for oof, params in zip(out, candidates, strict=True):
+                head.k = int(params["n_neighbors"])
+                oof[val] = head.predict_from_similarities(sims)
+        return out, prior_oof
+
 
 class LinearRouter(SupervisedRouter):
     """Ridge regression of each model's score on the query features."""
 
     name = "linear"
-    search_space = {"alpha": (0.3, 1.0, 3.0, 10.0)}
+    search_space = {"alpha": (1.0, 3.0, 10.0, 30.0, 100.0)}
 
     def __init__(
         self,

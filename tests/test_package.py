@@ -1,0 +1,40 @@
+"""Package-level guarantees: a light import, a pinned public surface, typed package."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import llmrouter_core
+
+HEAVY = ("torch", "litellm", "langchain_core", "langgraph", "llama_index", "dspy",
+         "transformers", "sklearn", "pandas", "onnxruntime", "matplotlib")
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import json, sys, llmrouter_core; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_public_surface_is_pinned() -> None:
+    assert llmrouter_core.__all__ == sorted(llmrouter_core.__all__)
+    assert llmrouter_core.__all__ == [
+        "BudgetPolicy", "CostWeightPolicy", "DataError", "Decision", "LLMRouterError",
+        "MissingExtraError", "ModelSpec", "NotFittedError", "PersistenceError", "Pool", "Router",
+        "RoutingData", "ThresholdPolicy", "UnknownModelError", "UnknownRouterError",
+        "__version__", "get_router", "list_routers", "load_data", "load_dataset", "load_router",
+        "register_router",
+    ]
+    for name in llmrouter_core.__all__:
+        assert getattr(llmrouter_core, name) is not None
+
+
+def test_py_typed_marker() -> None:
+    assert (Path(llmrouter_core.__file__).parent / "py.typed").is_file()
