@@ -38,3 +38,19 @@ def test_public_surface_is_pinned() -> None:
 
 def test_py_typed_marker() -> None:
     assert (Path(llmrouter_core.__file__).parent / "py.typed").is_file()
+
+
+def test_every_subpackage_is_packaged() -> None:
+    import tomllib
+
+    root = Path(llmrouter_core.__file__).parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {
+        ".".join(p.parent.relative_to(root).parts)
+        for p in (root / "llmrouter_core").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
+    packaged = set(config["packages"])
+    assert found <= packaged
+    for name, folder in config["package-dir"].items():
+        assert name in packaged and (root / folder / "__init__.py").is_file()
