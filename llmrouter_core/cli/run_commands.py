@@ -47,9 +47,7 @@ CostWeightOpt = Annotated[
     float | None,
     typer.Option("--cost-weight", help="lambda in quality - lambda x cost ('inf' = cheapest)."),
 ]
-MaxCostOpt = Annotated[
-    float | None, typer.Option("--max-cost", help="Per-request cap in USD.")
-]
+MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", help="Per-request cap in USD.")]
 BudgetOpt = Annotated[
     float | None, typer.Option("--budget", help="Total USD this run may spend (never exceeded).")
 ]
@@ -186,8 +184,9 @@ def _one_input(row: Any, where: str) -> Any:
                 return row[key]
         if isinstance(row.get("messages"), list):
             return row["messages"]
-    fail(f"{where}: expected a string or an object with 'query', 'question', 'prompt' or "
-         "'messages'")
+    fail(
+        f"{where}: expected a string or an object with 'query', 'question', 'prompt' or 'messages'"
+    )
 
 
 def _result_json(result: Any) -> dict[str, Any]:
@@ -240,8 +239,9 @@ def infer(
     ] = False,
     json_output: Annotated[
         bool,
-        typer.Option("--json", help='One JSON object per query: {"model", "answer", "cost", '
-                     '"attempts"}.'),
+        typer.Option(
+            "--json", help='One JSON object per query: {"model", "answer", "cost", "attempts"}.'
+        ),
     ] = False,
     pool_file: PoolOpt = None,
     replay: ReplayOpt = None,
@@ -272,8 +272,13 @@ def infer(
     failed = 0
     with user_errors():
         executor = _build_executor(
-            router_dir, pool_file, replay, budget=budget, cost_weight=cost_weight,
-            timeout=timeout, max_retries=max_retries,
+            router_dir,
+            pool_file,
+            replay,
+            budget=budget,
+            cost_weight=cost_weight,
+            timeout=timeout,
+            max_retries=max_retries,
         )
         queries: list[Any] = [question] if question is not None else _read_inputs(input_file)  # type: ignore[arg-type]
         if route_only:
@@ -334,8 +339,11 @@ async def _infer_batch(
             next_out += 1
 
     with Progress(
-        TextColumn("answering"), BarColumn(), MofNCompleteColumn(),
-        console=err_console, transient=True,
+        TextColumn("answering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
     ) as progress:
         task = progress.add_task("answering", total=len(queries))
 
@@ -414,7 +422,10 @@ def chat(
     max_retries: RetriesOpt = 2,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Chat in the terminal; each turn is routed. Commands: /mode MODE, /reset, /exit."""
+    """Chat in the terminal; each turn is routed. End a line with \\ to continue it.
+
+    Commands: /mode MODE, /reset, /exit.
+    """
     from llmrouter_core.execution import Conversation, ExecutionError, ExecutionResult
 
     setup_logging(verbose)
@@ -422,8 +433,14 @@ def chat(
     with user_errors():
         conversation = Conversation(mode, top_k=top_k, system=system)
         executor = _build_executor(
-            router_dir, pool_file, replay, budget=budget, cost_weight=cost_weight,
-            timeout=timeout, max_retries=max_retries, routing_text=Conversation.routing_text,
+            router_dir,
+            pool_file,
+            replay,
+            budget=budget,
+            cost_weight=cost_weight,
+            timeout=timeout,
+            max_retries=max_retries,
+            routing_text=Conversation.routing_text,
         )
     interactive = sys.stdin.isatty()
     err_console.print(
@@ -433,8 +450,8 @@ def chat(
     while True:
         if interactive:
             err_console.print("[bold]>[/] ", end="")
-        line = sys.stdin.readline()
-        if not line:
+        line = _read_turn()
+        if line is None:
             break
         query = line.strip()
         if not query:
@@ -475,6 +492,21 @@ def chat(
         err_console.print(f"[dim]{result.model}{note} · ${result.cost:.6g}[/]")
 
 
+def _read_turn() -> str | None:
+    """One turn from stdin; a line ending in a backslash continues on the next line."""
+    parts: list[str] = []
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return "\n".join(parts) if parts else None
+        line = line.rstrip("\r\n")
+        if line.endswith("\\"):
+            parts.append(line[:-1])
+            continue
+        parts.append(line)
+        return "\n".join(parts)
+
+
 def _switch_mode(conversation: Any, mode: str) -> Any:
     from llmrouter_core.execution import Conversation
 
@@ -487,4 +519,3 @@ def register(app: typer.Typer) -> None:
     """Add ``infer`` and ``chat`` to the ``llmrouter`` app."""
     app.command("infer")(infer)
     app.command("chat")(chat)
-

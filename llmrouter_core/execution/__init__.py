@@ -27,7 +27,7 @@ from llmrouter_core.execution.budget import (
     Reservation,
 )
 from llmrouter_core.execution.conversation import CONTEXT_MODES, ContextMode, Conversation
-from llmrouter_core.execution.executor import Executor, RouterLike
+from llmrouter_core.execution.executor import Executor, RouterLike, StreamedResponse
 from llmrouter_core.execution.keys import KeyPool, KeysError, parse_api_keys, redact_secrets
 from llmrouter_core.execution.results import (
     AllModelsFailedError,
@@ -63,6 +63,7 @@ __all__ = [
     "RouterLike",
     "StreamChunk",
     "StreamInterruptedError",
+    "StreamedResponse",
     "parse_api_keys",
     "redact_secrets",
     "register_cost_hook",

@@ -35,7 +35,8 @@ def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Mess
         raise InvalidRequestError("messages must be a non-empty string or list of messages")
     out: list[Message] = []
     for i, msg in enumerate(messages):
-        if not isinstance(msg, Mapping) or "role" not in msg:
+        # dict first: the common case, and much cheaper than the Mapping ABC check
+        if not (type(msg) is dict or isinstance(msg, Mapping)) or "role" not in msg:
             raise InvalidRequestError(f"message {i} must be a mapping with a 'role'")
         out.append(dict(msg))
     return out
@@ -43,6 +44,8 @@ def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Mess
 
 def content_text(content: Any) -> str:
     """The text of a message ``content`` (a string or a list of content parts)."""
+    if type(content) is str:
+        return content
     if content is None:
         return ""
     if isinstance(content, str):

@@ -88,6 +88,7 @@ class Budget:
         self.name = name
         self._spent = 0.0
         self._reserved: dict[int, float] = {}
+        self._held = 0.0  # sum of self._reserved, kept up to date
         self._next_id = 0
         self._calls = 0
         self._lock = threading.Lock()
@@ -112,13 +113,13 @@ class Budget:
     def reserved(self) -> float:
         """USD held by calls in flight."""
         with self._lock:
-            return sum(self._reserved.values())
+            return self._held if self._reserved else 0.0
 
     @property
     def remaining(self) -> float:
         """USD that new reservations may still take."""
         with self._lock:
-            return max(0.0, self._limit - self._spent - sum(self._reserved.values()))
+            return max(0.0, self._limit - self._spent - self._held)
 
     @property
     def calls(self) -> int:
@@ -131,10 +132,11 @@ class Budget:
         if math.isnan(amount) or amount < 0:
             raise ValueError("a reservation must be a non-negative number of USD")
         with self._lock:
-            if self._spent + sum(self._reserved.values()) + amount > self._limit:
+            if self._spent + self._held + amount > self._limit:
                 return None
             self._next_id += 1
             self._reserved[self._next_id] = amount
+            self._held += amount
             return Reservation(self._next_id, amount)
 
     def reserve(self, amount: float) -> Reservation:
@@ -154,13 +156,24 @@ class Budget:
             held = self._reserved.pop(reservation.id, None)
             if held is None:
                 raise ValueError(f"reservation {reservation.id} was already settled or released")
+            self._unhold(held)
             self._spent += max(actual, 0.0)
             self._calls += 1
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that did not happen or failed (no-op if already gone)."""
         with self._lock:
-            self._reserved.pop(reservation.id, None)
+            held = self._reserved.pop(reservation.id, None)
+            if held is not None:
+                self._unhold(held)
+
+    def _unhold(self, amount: float) -> None:
+        # A running sum keeps admission O(1) with many calls in flight; it is recomputed
+        # exactly when few are, so float drift cannot accumulate.
+        if len(self._reserved) <= 32:
+            self._held = math.fsum(self._reserved.values())
+        else:
+            self._held = max(self._held - amount, 0.0)
 
     def add_spend(self, amount: float) -> None:
         """Account spend made outside the executor."""

@@ -26,6 +26,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -89,8 +90,9 @@ class RouterLike(Protocol):
     models_: list[str]
     pool_: Pool
 
-    def route(self, query: str, *, cost_weight: float | None = ..., allowed: Any = ...) -> Decision:
-        ...
+    def route(
+        self, query: str, *, cost_weight: float | None = ..., allowed: Any = ...
+    ) -> Decision: ...
 
 
 @dataclass
@@ -106,6 +108,7 @@ class _Plan:
     started: float
     attempts: list[Attempt] = field(default_factory=list)
     reservation: Reservation | None = None
+    route_args: tuple[str, float | None, tuple[str, ...] | None] | None = None
 
 
 class Executor:
@@ -183,8 +186,10 @@ class Executor:
         self.pool = pool
         self.models: tuple[str, ...] = tuple(models)
         self.budget = budget
-        self.keys = keys if isinstance(keys, KeyPool) else (
-            KeyPool.from_string(keys) if isinstance(keys, str) else KeyPool.from_env()
+        self.keys = (
+            keys
+            if isinstance(keys, KeyPool)
+            else (KeyPool.from_string(keys) if isinstance(keys, str) else KeyPool.from_env())
         )
         self.max_retries = int(max_retries)
         self.timeout = float(timeout)
@@ -200,6 +205,9 @@ class Executor:
         self._spec_kwargs = {name: _spec_call_kwargs(self.pool[name]) for name in self.models}
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _RouteBatcher] = (
+            weakref.WeakKeyDictionary()
+        )
         from llmrouter_core.serve import ensure_providers
 
         ensure_providers(self.pool.subset(self.models))
@@ -284,7 +292,14 @@ class Executor:
             AllModelsFailedError: Every eligible model failed; lists each attempt.
         """
         plan = self._plan(
-            messages, tools, response_format, model, max_cost, user, cost_weight, litellm_kwargs,
+            messages,
+            tools,
+            response_format,
+            model,
+            max_cost,
+            user,
+            cost_weight,
+            litellm_kwargs,
             decision=decision,
         )
         completion = self._litellm.completion
@@ -323,9 +338,20 @@ class Executor:
         decision: Decision | None = None,
         **litellm_kwargs: Any,
     ) -> ExecutionResult:
-        """Async :meth:`complete` (``litellm.acompletion``, ``asyncio.sleep`` between retries)."""
-        plan = self._plan(
-            messages, tools, response_format, model, max_cost, user, cost_weight, litellm_kwargs,
+        """Async :meth:`complete` (``litellm.acompletion``, ``asyncio.sleep`` between retries).
+
+        Requests that arrive in the same event-loop turn are routed together, with one
+        vectorised ``route_batch`` call; each still gets the decision ``route`` would give.
+        """
+        plan = await self._aplan(
+            messages,
+            tools,
+            response_format,
+            model,
+            max_cost,
+            user,
+            cost_weight,
+            litellm_kwargs,
             decision=decision,
         )
         acompletion = self._litellm.acompletion
@@ -339,6 +365,9 @@ class Executor:
                     t0 = time.perf_counter()
                     try:
                         response = await acompletion(**call)
+                    except asyncio.CancelledError:
+                        self._settle_unfinished(plan, name, None)
+                        raise
                     except Exception as exc:
                         delay = self._failure(plan, name, exc, retry, t0)
                         if delay is None:
@@ -371,7 +400,14 @@ class Executor:
         after text was delivered raises :class:`StreamInterruptedError` (with the partial text).
         """
         plan = self._plan(
-            messages, tools, response_format, model, max_cost, user, cost_weight, litellm_kwargs,
+            messages,
+            tools,
+            response_format,
+            model,
+            max_cost,
+            user,
+            cost_weight,
+            litellm_kwargs,
             decision=decision,
         )
         completion = self._litellm.completion
@@ -392,6 +428,9 @@ class Executor:
                             if text:
                                 delivered.append(text)
                                 yield StreamChunk(text, name)
+                    except GeneratorExit:  # the caller stopped reading
+                        self._settle_unfinished(plan, name, delivered)
+                        raise
                     except Exception as exc:
                         if delivered:
                             raise self._interrupted(plan, name, exc, retry, t0, delivered) from exc
@@ -422,8 +461,15 @@ class Executor:
         **litellm_kwargs: Any,
     ) -> AsyncIterator[StreamChunk | ExecutionResult]:
         """Async :meth:`stream`."""
-        plan = self._plan(
-            messages, tools, response_format, model, max_cost, user, cost_weight, litellm_kwargs,
+        plan = await self._aplan(
+            messages,
+            tools,
+            response_format,
+            model,
+            max_cost,
+            user,
+            cost_weight,
+            litellm_kwargs,
             decision=decision,
         )
         acompletion = self._litellm.acompletion
@@ -444,6 +490,9 @@ class Executor:
                             if text:
                                 delivered.append(text)
                                 yield StreamChunk(text, name)
+                    except (GeneratorExit, asyncio.CancelledError):
+                        self._settle_unfinished(plan, name, delivered)
+                        raise
                     except Exception as exc:
                         if delivered:
                             raise self._interrupted(plan, name, exc, retry, t0, delivered) from exc
@@ -468,7 +517,7 @@ class Executor:
             return self.budget.get(user)
         return self.budget
 
-    def _plan(
+    def _prepare(
         self,
         messages: str | Sequence[Mapping[str, Any]],
         tools: Sequence[Any] | None,
@@ -515,6 +564,7 @@ class Executor:
         excluded: dict[str, str] = {}
         cost_excluded: set[str] = set()
         bounds: dict[str, float] = {}
+        left = budget.remaining if budget is not None else math.inf
         json_schema = sup.wants_json_schema(response_format)
         est_tokens = sup.input_token_estimate(chars, n_msgs)
         litellm = self._litellm
@@ -541,10 +591,9 @@ class Executor:
                 if max_cost is not None and bound > max_cost:
                     excluded[name] = f"cost bound ${bound:.6g} exceeds max_cost ${max_cost:.6g}"
                     cost_excluded.add(name)
-                elif budget is not None and bound > budget.remaining:
+                elif bound > left:
                     excluded[name] = (
-                        f"cost bound ${bound:.6g} exceeds the ${budget.remaining:.6g} left "
-                        f"of the budget"
+                        f"cost bound ${bound:.6g} exceeds the ${left:.6g} left of the budget"
                     )
                     cost_excluded.add(name)
         eligible = [m for m in candidates if m not in excluded]
@@ -554,8 +603,19 @@ class Executor:
                 raise BudgetExceededError(f"no model fits the spend limits ({reasons})")
             raise NoEligibleModelError(excluded)
 
+        plan = _Plan(
+            messages=msgs,
+            decision=decision,  # type: ignore[arg-type]  # set below or by the caller
+            order=(),
+            excluded=excluded,
+            budget=budget,
+            kwargs=kwargs,
+            bounds=bounds,
+            secrets=secrets,
+            started=started,
+        )
         if model is not None:
-            decision = Decision(
+            plan.decision = Decision(
                 model=model,
                 ranked=(model,),
                 quality={},
@@ -564,7 +624,7 @@ class Executor:
                 router="forced",
                 reason="model named by the caller",
             )
-            order: tuple[str, ...] = (model,)
+            plan.order = (model,)
         elif decision is not None:
             unknown = [m for m in decision.ranked if m not in self.models]
             if unknown:
@@ -572,29 +632,89 @@ class Executor:
                     f"the decision ranks models the router does not know: {', '.join(unknown)}"
                 )
             order = tuple(decision.ranked) if self.fallback else (decision.model,)
-            order = tuple(m for m in order if m in eligible)
-            if not order:
+            plan.order = tuple(m for m in order if m in eligible)
+            if not plan.order:
                 raise NoEligibleModelError(
                     excluded or {m: "not among the eligible models" for m in decision.ranked}
                 )
         else:
             text = sup.routing_text(msgs, self.routing_text)
             weight = cost_weight if cost_weight is not None else self.cost_weight
-            allowed = eligible if len(eligible) < len(self.models) else None
-            decision = self.router.route(text, cost_weight=weight, allowed=allowed)
-            order = tuple(decision.ranked) if self.fallback else (decision.model,)
-            order = tuple(m for m in order if m not in excluded)
-        return _Plan(
-            messages=msgs,
+            allowed = tuple(eligible) if len(eligible) < len(self.models) else None
+            plan.route_args = (text, weight, allowed)
+        return plan
+
+    def _plan(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        tools: Sequence[Any] | None,
+        response_format: Any,
+        model: str | None,
+        max_cost: float | None,
+        user: str | None,
+        cost_weight: float | None,
+        litellm_kwargs: Mapping[str, Any],
+        *,
+        decision: Decision | None = None,
+    ) -> _Plan:
+        plan = self._prepare(
+            messages,
+            tools,
+            response_format,
+            model,
+            max_cost,
+            user,
+            cost_weight,
+            litellm_kwargs,
             decision=decision,
-            order=order,
-            excluded=excluded,
-            budget=budget,
-            kwargs=kwargs,
-            bounds=bounds,
-            secrets=secrets,
-            started=started,
         )
+        if plan.route_args is not None:
+            text, weight, allowed = plan.route_args
+            self._routed(plan, self.router.route(text, cost_weight=weight, allowed=allowed))
+        return plan
+
+    async def _aplan(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        tools: Sequence[Any] | None,
+        response_format: Any,
+        model: str | None,
+        max_cost: float | None,
+        user: str | None,
+        cost_weight: float | None,
+        litellm_kwargs: Mapping[str, Any],
+        *,
+        decision: Decision | None = None,
+    ) -> _Plan:
+        """:meth:`_plan` for async callers: requests that arrive together are routed in one
+        ``route_batch`` call (one vectorised prediction instead of one per request)."""
+        plan = self._prepare(
+            messages,
+            tools,
+            response_format,
+            model,
+            max_cost,
+            user,
+            cost_weight,
+            litellm_kwargs,
+            decision=decision,
+        )
+        if plan.route_args is not None:
+            self._routed(plan, await self._batcher().route(*plan.route_args))
+        return plan
+
+    def _routed(self, plan: _Plan, decision: Decision) -> None:
+        plan.decision = decision
+        order = tuple(decision.ranked) if self.fallback else (decision.model,)
+        plan.order = tuple(m for m in order if m not in plan.excluded)
+        plan.route_args = None
+
+    def _batcher(self) -> _RouteBatcher:
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = _RouteBatcher(self.router, loop)
+        return batcher
 
     def _cost_bound(
         self,
@@ -705,8 +825,12 @@ class Executor:
                 action="retry" if will_retry else "fallback",
             )
         )
-        logger.info("model %s failed (%s), %s", name, type(exc).__name__,
-                    "retrying" if will_retry else "moving on")
+        logger.info(
+            "model %s failed (%s), %s",
+            name,
+            type(exc).__name__,
+            "retrying" if will_retry else "moving on",
+        )
         if not will_retry:
             return None
         hinted = sup.retry_after(exc)
@@ -738,6 +862,7 @@ class Executor:
                 action="stop",
             )
         )
+        self._settle_unfinished(plan, name, delivered)
         partial = "".join(delivered)
         return StreamInterruptedError(
             f"the stream from {name} failed after {len(partial)} characters: "
@@ -745,6 +870,29 @@ class Executor:
             tuple(plan.attempts),
             partial,
         )
+
+    def _settle_unfinished(self, plan: _Plan, name: str, delivered: list[str] | None) -> None:
+        """Account a call that started but did not end normally (a stream the caller stopped
+        reading or that broke mid-answer, a cancelled task): the provider may bill it. Text
+        already delivered is charged at its estimated cost; an unknown outcome at the reserved
+        bound. Never more than was reserved, so the budget still holds."""
+        reservation, budget = plan.reservation, plan.budget
+        if reservation is None or budget is None:
+            return
+        amount = reservation.amount
+        if delivered is not None:
+            spec = self.pool[name]
+            known = sup.known_call_cost(spec.litellm_model, plan.messages)
+            prices = sup.bound_prices(self._litellm, spec)
+            if known is not None:
+                amount = known
+            elif prices is not None:
+                chars = sup.prompt_chars(plan.messages, plan.kwargs.get("tools"))
+                n_in = sup.input_token_estimate(chars, len(plan.messages))
+                n_out = math.ceil(len("".join(delivered)) / 4)
+                amount = prices[0] * n_in + prices[1] * n_out
+        budget.settle(reservation, min(amount, reservation.amount))
+        plan.reservation = None
 
     def _success(
         self,
@@ -766,12 +914,15 @@ class Executor:
             )
         if completion_tokens is None:
             completion_tokens = math.ceil(len(answer) / 4)
-        cost, source = self._cost_of(spec, response, plan.messages, prompt_tokens,
-                                     completion_tokens)
+        cost, source = self._cost_of(
+            spec, response, plan.messages, prompt_tokens, completion_tokens
+        )
         if plan.reservation is not None and plan.budget is not None:
             if cost > plan.reservation.amount * (1 + 1e-9) + 1e-12:
                 logger.warning(
-                    "model %s cost $%.6g, above the $%.6g reserved for it", name, cost,
+                    "model %s cost $%.6g, above the $%.6g reserved for it",
+                    name,
+                    cost,
                     plan.reservation.amount,
                 )
             plan.budget.settle(plan.reservation, cost)
@@ -846,6 +997,55 @@ class Executor:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+class _RouteBatcher:
+    """Coalesces the routing of requests that arrive in the same event-loop turn.
+
+    The first request of a turn schedules a flush with ``call_soon``; requests arriving before
+    it runs join the batch; the flush routes them with one ``route_batch`` call per distinct
+    (cost weight, allowed models) and resolves each request's future. Per-row predictions do
+    not depend on the batch, so each decision equals what ``route`` would return.
+    """
+
+    def __init__(self, router: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.router = router
+        self.loop = loop
+        self.pending: dict[tuple[Any, ...], list[tuple[str, asyncio.Future[Decision]]]] = {}
+
+    def route(
+        self, text: str, weight: float | None, allowed: tuple[str, ...] | None
+    ) -> asyncio.Future[Decision]:
+        key = (weight, allowed)
+        future: asyncio.Future[Decision] = self.loop.create_future()
+        batch = self.pending.setdefault(key, [])
+        batch.append((text, future))
+        if len(batch) == 1:
+            self.loop.call_soon(self._flush, key)
+        return future
+
+    def _flush(self, key: tuple[Any, ...]) -> None:
+        batch = self.pending.pop(key, [])
+        live = [(t, f) for t, f in batch if not f.done()]
+        if not live:
+            return
+        weight, allowed = key
+        try:
+            route_batch = getattr(self.router, "route_batch", None)
+            if len(live) == 1 or route_batch is None:
+                decisions = [
+                    self.router.route(t, cost_weight=weight, allowed=allowed) for t, _ in live
+                ]
+            else:
+                decisions = route_batch([t for t, _ in live], cost_weight=weight, allowed=allowed)
+        except Exception as exc:  # every waiting request gets the routing error
+            for _, fut in live:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), decision in zip(live, decisions, strict=True):
+            if not fut.done():
+                fut.set_result(decision)
 
 
 def _spec_call_kwargs(spec: ModelSpec) -> dict[str, Any]:

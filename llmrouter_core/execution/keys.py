@@ -55,7 +55,9 @@ _SECRET_PATTERNS = (
     re.compile(r"\bgsk_[A-Za-z0-9]{16,}"),
     re.compile(r"\bhf_[A-Za-z0-9]{16,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+    re.compile(
+        r"(?i)((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"
+    ),
 )
 
 
@@ -86,7 +88,7 @@ def parse_api_keys(raw: str) -> dict[str, list[str]]:
     text = raw.strip()
     if not text:
         return {}
-    if text[0] in "[{\"":
+    if text[0] in '[{"':
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError:
@@ -107,8 +109,7 @@ def parse_api_keys(raw: str) -> dict[str, list[str]]:
                 values = [value] if isinstance(value, str) else value
                 if not isinstance(values, list):
                     raise KeysError(
-                        f"{API_KEYS_ENV}: entry {pos} must map a service to a key or a list "
-                        "of keys"
+                        f"{API_KEYS_ENV}: entry {pos} must map a service to a key or a list of keys"
                     )
                 keys = _clean(values, f"{API_KEYS_ENV} entry {pos}")
                 if keys:

@@ -46,6 +46,7 @@ from llmrouter_core.pool import ModelSpec, Pool
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "KEY_ENVS",
     "LOCAL_MODELS",
     "LOCAL_PROVIDER",
     "THREADS_ENV",
@@ -223,8 +224,11 @@ class _Engine:
     @staticmethod
     def _params(params: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "max_tokens": int(params.get("max_tokens") or params.get("max_completion_tokens")
-                              or DEFAULT_MAX_TOKENS),
+            "max_tokens": int(
+                params.get("max_tokens")
+                or params.get("max_completion_tokens")
+                or DEFAULT_MAX_TOKENS
+            ),
             "temperature": float(params.get("temperature") or 0.0),
         }
         if params.get("top_p") is not None:
@@ -236,8 +240,9 @@ class _Engine:
             out["stop"] = [stop] if isinstance(stop, str) else list(stop)
         return out
 
-    def _run(self, llama: Any, messages: list[dict[str, Any]], kw: dict[str, Any],
-             stream: bool) -> Any:
+    def _run(
+        self, llama: Any, messages: list[dict[str, Any]], kw: dict[str, Any], stream: bool
+    ) -> Any:
         if self.model.chat:
             return llama.create_chat_completion(messages=messages, stream=stream, **kw)
         kw["stop"] = list(kw.get("stop", [])) + _FEW_SHOT_STOP
@@ -269,8 +274,10 @@ class _Engine:
             started = False
             for chunk in self._run(llama, messages, kw, stream=True):
                 choice = chunk["choices"][0]
-                piece = (choice.get("delta") or {}).get("content") if self.model.chat else (
-                    choice.get("text")
+                piece = (
+                    (choice.get("delta") or {}).get("content")
+                    if self.model.chat
+                    else (choice.get("text"))
                 )
                 if not piece:
                     continue
@@ -357,7 +364,7 @@ def default_local_pool() -> Pool:
 
 
 #: Environment variables that configure a hosted provider's key.
-_KEY_ENVS = (
+KEY_ENVS = (
     "API_KEYS",
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
@@ -376,7 +383,7 @@ _KEY_ENVS = (
 
 def has_api_keys() -> bool:
     """Whether any hosted provider's API key is configured in the environment."""
-    return any(os.environ.get(name, "").strip() for name in _KEY_ENVS)
+    return any(os.environ.get(name, "").strip() for name in KEY_ENVS)
 
 
 def default_pool() -> Pool | None:
@@ -419,22 +426,28 @@ def _make_handler() -> Any:
                     "message": {"role": "assistant", "content": text},
                 }
             ],
-            usage={"prompt_tokens": n_in, "completion_tokens": n_out,
-                   "total_tokens": n_in + n_out},
+            usage={"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out},
             created=int(time.time()),
         )
         resp._hidden_params["response_cost"] = 0.0
         return resp
 
-    def pieces(model: str, messages: list[dict[str, Any]],
-               params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def pieces(
+        model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]
+    ) -> Iterator[dict[str, Any]]:
         engine = engine_for(model)
         n_out = 0
         try:
             for piece in engine.stream(messages, params):
                 n_out += 1
-                yield {"text": piece, "is_finished": False, "finish_reason": "", "index": 0,
-                       "tool_use": None, "usage": None}
+                yield {
+                    "text": piece,
+                    "is_finished": False,
+                    "finish_reason": "",
+                    "index": 0,
+                    "tool_use": None,
+                    "usage": None,
+                }
         except MissingExtraError as exc:
             raise CustomLLMError(status_code=400, message=str(exc)) from None
         except ValueError as exc:
@@ -443,23 +456,30 @@ def _make_handler() -> Any:
             ) from None
         n_in = engine.prompt_tokens(messages)
         usage = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
-        yield {"text": "", "is_finished": True, "finish_reason": "stop", "index": 0,
-               "tool_use": None, "usage": usage}
+        yield {
+            "text": "",
+            "is_finished": True,
+            "finish_reason": "stop",
+            "index": 0,
+            "tool_use": None,
+            "usage": usage,
+        }
 
     class LocalLLM(CustomLLM):  # type: ignore[misc]
         """LiteLLM handler of ``local/<name>``."""
 
-        def completion(self, model: str, messages: list[dict[str, Any]], *a: Any,
-                       **k: Any) -> Any:
+        def completion(self, model: str, messages: list[dict[str, Any]], *a: Any, **k: Any) -> Any:
             return generate(model, messages, k.get("optional_params") or {})
 
-        async def acompletion(self, model: str, messages: list[dict[str, Any]], *a: Any,
-                              **k: Any) -> Any:
+        async def acompletion(
+            self, model: str, messages: list[dict[str, Any]], *a: Any, **k: Any
+        ) -> Any:
             params = k.get("optional_params") or {}
             return await asyncio.to_thread(generate, model, messages, params)
 
-        def streaming(self, model: str, messages: list[dict[str, Any]], *a: Any,
-                      **k: Any) -> Iterator[Any]:
+        def streaming(
+            self, model: str, messages: list[dict[str, Any]], *a: Any, **k: Any
+        ) -> Iterator[Any]:
             yield from pieces(model, messages, k.get("optional_params") or {})
 
         async def astreaming(  # type: ignore[override]

@@ -147,8 +147,7 @@ class ReplayStore:
 
     def __repr__(self) -> str:
         return (
-            f"ReplayStore({self.source!r}, {len(self._index)} prompts x "
-            f"{len(self._models)} models)"
+            f"ReplayStore({self.source!r}, {len(self._index)} prompts x {len(self._models)} models)"
         )
 
     @property
@@ -385,10 +384,20 @@ def _known_cost(model: str, messages: list[dict[str, Any]]) -> float | None:
 
 
 def register_replay_provider() -> None:
-    """Register ``replay/<model>`` with LiteLLM (idempotent)."""
+    """Register ``replay/<model>`` with LiteLLM (idempotent).
+
+    Also sets ``litellm.disable_hf_tokenizer_download``: to price a streamed answer, LiteLLM
+    counts tokens with a tokenizer chosen from the model name, and for names such as
+    ``replay/meta/llama-2-70b-chat`` it would download one from the Hugging Face Hub (25 s
+    of retries when offline). Replay is for offline runs; its costs are the recorded ones.
+    """
+    from llmrouter_core._lazy import import_litellm
     from llmrouter_core.execution._support import register_cost_hook
     from llmrouter_core.serve._registry import register_provider
 
     register_provider(REPLAY_PROVIDER, _make_handler)
     register_cost_hook(REPLAY_PROVIDER, _known_cost)
-
+    litellm = import_litellm()
+    if not getattr(litellm, "disable_hf_tokenizer_download", False):
+        logger.info("replay: LiteLLM will not download Hugging Face tokenizers in this process")
+        setattr(litellm, "disable_hf_tokenizer_download", True)  # noqa: B010 - module attribute

@@ -53,5 +53,3 @@ def cheap_router(arc: RoutingData) -> Any:
 
     train = arc.split("train")
     return lr.get_router("cheapest").fit(train.subset(np.arange(300)))
-
-

@@ -32,8 +32,9 @@ def data_prices(data: RoutingData) -> dict[str, float]:
     return out
 
 
-def mocked_pool(router: Any, data: RoutingData, faults: Mapping[str, Mapping[str, Any]] | None
-                = None) -> Pool:
+def mocked_pool(
+    router: Any, data: RoutingData, faults: Mapping[str, Mapping[str, Any]] | None = None
+) -> Pool:
     """The router's models called as ``openai/<name>`` with LiteLLM mock responses, prices
     derived from the data, realistic capabilities; ``faults`` overrides a model's mock."""
     prices = data_prices(data)
@@ -69,8 +70,13 @@ def register_probe(litellm: Any, provider: str = "probe") -> list[dict[str, Any]
     class Probe(CustomLLM):  # type: ignore[misc]
         def completion(self, model: str, messages: list[Any], *a: Any, **k: Any) -> Any:
             with lock:
-                calls.append({"model": model, "api_key": k.get("api_key"),
-                              "params": dict(k.get("optional_params") or {})})
+                calls.append(
+                    {
+                        "model": model,
+                        "api_key": k.get("api_key"),
+                        "params": dict(k.get("optional_params") or {}),
+                    }
+                )
             return litellm.ModelResponse(
                 model=model,
                 choices=[{"message": {"role": "assistant", "content": f"{model} answers"}}],

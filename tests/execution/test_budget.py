@@ -91,14 +91,18 @@ async def test_200_concurrent_requests_never_exceed_the_budget(
     async def one(q: str) -> ExecutionResult | BudgetExceededError:
         try:
             # The delay keeps every admitted call in flight while the others are planned.
-            task = asyncio.ensure_future(ex.acomplete(q, max_tokens=20, mock_delay=0.01))
-            await asyncio.sleep(0)
-            in_flight.append(budget.reserved)
-            return await task
+            return await ex.acomplete(q, max_tokens=20, mock_delay=0.02)
         except BudgetExceededError as exc:
             return exc
 
-    outcomes = await asyncio.gather(*(one(q) for q in queries))
+    async def watch(work: asyncio.Future[Any]) -> None:
+        while not work.done():
+            in_flight.append(budget.reserved)
+            await asyncio.sleep(0.001)
+
+    work = asyncio.gather(*(one(q) for q in queries))
+    await watch(work)
+    outcomes = await work
     done = [o for o in outcomes if isinstance(o, ExecutionResult)]
     refused = [o for o in outcomes if isinstance(o, BudgetExceededError)]
     assert len(done) + len(refused) == 200  # no other error
@@ -185,8 +189,9 @@ def test_max_cost_leaves_out_models_whose_bound_exceeds_it(
         ex.complete(q, max_cost=min(b for b in bounds.values() if b) / 2, max_tokens=64)
 
 
-def test_exhausted_budget_refuses_before_calling(cheap_router: Any, arc: Any,
-                                                 arc_test: Any) -> None:
+def test_exhausted_budget_refuses_before_calling(
+    cheap_router: Any, arc: Any, arc_test: Any
+) -> None:
     budget = Budget(0.0)
     ex = make(cheap_router, mocked_pool(cheap_router, arc), budget=budget)
     with pytest.raises(BudgetExceededError) as info:
@@ -195,8 +200,9 @@ def test_exhausted_budget_refuses_before_calling(cheap_router: Any, arc: Any,
     assert budget.spent == 0 and budget.calls == 0
 
 
-def test_calls_under_a_budget_get_a_max_tokens_bound(cheap_router: Any, arc: Any,
-                                                     arc_test: Any, litellm: Any) -> None:
+def test_calls_under_a_budget_get_a_max_tokens_bound(
+    cheap_router: Any, arc: Any, arc_test: Any, litellm: Any
+) -> None:
     calls = register_probe(litellm, "probebudget")
     pool = probe_pool(cheap_router, "probebudget", input_price=1.0, output_price=2.0)
     q = str(arc_test.queries[0])
@@ -209,3 +215,34 @@ def test_calls_under_a_budget_get_a_max_tokens_bound(cheap_router: Any, arc: Any
     assert ex.cost_bound(q, m) == pytest.approx(ex.cost_bound(q, m, max_tokens=77))
     expected = (1.0 * (-(-len(q) // 2) + 4) + 2.0 * 77) / 1e6
     assert ex.cost_bound(q, m) == pytest.approx(expected)
+
+
+def test_abandoned_streams_and_cancelled_calls_are_accounted(
+    cheap_router: Any, arc: Any, arc_test: Any
+) -> None:
+    # The provider may bill a call whose answer was not read to the end: a budget charges
+    # what was delivered (estimated), and a call cancelled midway at its reserved bound.
+    pool = mocked_pool(cheap_router, arc)
+    q = str(arc_test.queries[0])
+    budget = Budget(1.0)
+    ex = make(cheap_router, pool, budget=budget)
+    stream = ex.stream(q, max_tokens=20, mock_response="a long answer " * 20)
+    first = next(stream)
+    assert first.text  # type: ignore[union-attr]
+    stream.close()
+    assert budget.reserved == 0 and budget.calls == 1
+    assert 0 < budget.spent <= ex.cost_bound(q, cheap_router.route(q).model, max_tokens=20)
+
+    async def cancel_midway() -> None:
+        task = asyncio.ensure_future(ex.acomplete(q, max_tokens=20, mock_delay=5.0))
+        while budget.reserved == 0:
+            await asyncio.sleep(0.001)
+        held = budget.reserved
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert budget.reserved == 0
+        assert budget.spent == pytest.approx(spent_before + held)
+
+    spent_before = budget.spent
+    asyncio.run(cancel_midway())

@@ -89,8 +89,9 @@ def test_rate_limit_is_retried_then_falls_back(
 ) -> None:
     top, second = knn_router.route(query).ranked[:2]
     fault = litellm.RateLimitError("rate limited", llm_provider="openai", model=top)
-    ex = make(knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}),
-              max_retries=2)
+    ex = make(
+        knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}), max_retries=2
+    )
     result = ex.complete(query)
     assert result.model == second and result.fell_back
     assert result.answer == f"answer of {second}"
@@ -132,8 +133,9 @@ def test_non_transient_errors_fall_back_without_retry(
             message="invalid parameter", model=top, llm_provider="openai"
         ),
     }[kind]
-    ex = make(knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}),
-              max_retries=3)
+    ex = make(
+        knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}), max_retries=3
+    )
     result = ex.complete(query)
     assert result.model == second
     assert [(a.model, a.error_type, a.action) for a in result.attempts[:-1]] == [
@@ -155,8 +157,7 @@ def test_every_model_failing_raises_one_error_listing_each_attempt(
     knn_router: Any, arc: Any, query: str, litellm: Any
 ) -> None:
     faults = {
-        m: {"mock_response": litellm.RateLimitError(f"{m} is busy", llm_provider="openai",
-                                                      model=m)}
+        m: {"mock_response": litellm.RateLimitError(f"{m} is busy", llm_provider="openai", model=m)}
         for m in knn_router.models_
     }
     ex = make(knn_router, mocked_pool(knn_router, arc, faults), max_retries=1)
@@ -175,8 +176,9 @@ def test_every_model_failing_raises_one_error_listing_each_attempt(
 def test_fallback_can_be_turned_off(knn_router: Any, arc: Any, query: str, litellm: Any) -> None:
     top = knn_router.route(query).model
     fault = litellm.BadRequestError(message="nope", model=top, llm_provider="openai")
-    ex = make(knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}),
-              fallback=False)
+    ex = make(
+        knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}), fallback=False
+    )
     with pytest.raises(AllModelsFailedError) as info:
         ex.complete(query)
     assert [a.model for a in info.value.attempts] == [top]
@@ -218,9 +220,7 @@ def test_retry_succeeds_on_the_same_model(
     knn_router: Any, arc: Any, query: str, flaky_provider: None
 ) -> None:
     top = knn_router.route(query).model
-    pool = mocked_pool(knn_router, arc).replace(
-        top, litellm_model="flaky/top-model", extra={}
-    )
+    pool = mocked_pool(knn_router, arc).replace(top, litellm_model="flaky/top-model", extra={})
     _flaky_failures["top-model"] = 2
     result = make(knn_router, pool, max_retries=3).complete(query)
     assert result.model == top and result.answer == "top-model answers"
@@ -250,8 +250,7 @@ async def test_async_retry_and_fallback(
 # -- capabilities and context windows ----------------------------------------------------------
 
 
-def test_tool_requests_go_only_to_models_with_tools(knn_router: Any, arc: Any,
-                                                    query: str) -> None:
+def test_tool_requests_go_only_to_models_with_tools(knn_router: Any, arc: Any, query: str) -> None:
     ex = make(knn_router, mocked_pool(knn_router, arc))
     result = ex.complete(query, tools=[WEATHER_TOOL])
     assert result.model in TOOL_MODELS
@@ -261,19 +260,17 @@ def test_tool_requests_go_only_to_models_with_tools(knn_router: Any, arc: Any,
     )
 
 
-def test_json_schema_requests_skip_models_without_it(knn_router: Any, arc: Any,
-                                                      query: str) -> None:
-    schema = {"type": "json_schema",
-              "json_schema": {"name": "answer", "schema": {"type": "object"}}}
-    result = make(knn_router, mocked_pool(knn_router, arc)).complete(
-        query, response_format=schema
-    )
+def test_json_schema_requests_skip_models_without_it(knn_router: Any, arc: Any, query: str) -> None:
+    schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": {"type": "object"}},
+    }
+    result = make(knn_router, mocked_pool(knn_router, arc)).complete(query, response_format=schema)
     assert result.model in TOOL_MODELS
     assert all("JSON-schema" in why for why in result.excluded.values())
 
 
-def test_long_prompts_skip_small_context_windows(knn_router: Any, arc: Any,
-                                                 arc_test: Any) -> None:
+def test_long_prompts_skip_small_context_windows(knn_router: Any, arc: Any, arc_test: Any) -> None:
     # Real prompts concatenated to about 6,000 tokens: over 4,096, under 16,384.
     long_prompt = "\n\n".join(arc_test.queries[:60])[:24_000]
     ex = make(knn_router, mocked_pool(knn_router, arc))
@@ -331,12 +328,14 @@ def test_forced_model_and_bad_requests(knn_router: Any, arc: Any, query: str) ->
 # -- streaming ---------------------------------------------------------------------------------
 
 
-def test_stream_yields_chunks_then_the_result(knn_router: Any, arc: Any, query: str,
-                                              litellm: Any) -> None:
+def test_stream_yields_chunks_then_the_result(
+    knn_router: Any, arc: Any, query: str, litellm: Any
+) -> None:
     top, second = knn_router.route(query).ranked[:2]
     fault = litellm.RateLimitError("busy", llm_provider="openai", model=top)
-    ex = make(knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}),
-              max_retries=0)
+    ex = make(
+        knn_router, mocked_pool(knn_router, arc, {top: {"mock_response": fault}}), max_retries=0
+    )
     items = list(ex.stream(query))
     *chunks, final = items
     assert chunks and all(isinstance(c, StreamChunk) and c.model == second for c in chunks)
@@ -363,8 +362,14 @@ def breaking_provider(litellm: Any) -> None:
     class Breaking(CustomLLM):  # type: ignore[misc]
         def streaming(self, model: str, messages: list[Any], *a: Any, **k: Any) -> Any:
             for piece in ("The answer ", "is "):
-                yield {"text": piece, "is_finished": False, "finish_reason": "", "index": 0,
-                       "tool_use": None, "usage": None}
+                yield {
+                    "text": piece,
+                    "is_finished": False,
+                    "finish_reason": "",
+                    "index": 0,
+                    "tool_use": None,
+                    "usage": None,
+                }
             raise CustomLLMError(status_code=502, message="connection reset by peer")
 
     litellm.custom_provider_map = [
@@ -385,9 +390,7 @@ def test_stream_failing_mid_answer_keeps_the_partial_text(
             delivered.append(item.text)
     assert delivered == ["The answer ", "is "]
     assert info.value.partial == "The answer is "
-    assert [(a.model, a.outcome, a.action) for a in info.value.attempts] == [
-        (top, "error", "stop")
-    ]
+    assert [(a.model, a.outcome, a.action) for a in info.value.attempts] == [(top, "error", "stop")]
     assert "connection reset" in str(info.value)
 
 
@@ -400,8 +403,7 @@ def test_stream_failing_before_text_falls_back(knn_router: Any, arc: Any, query:
     assert final.attempts[0].model == top and final.attempts[0].outcome == "error"
 
 
-def test_concurrent_threads_share_an_executor(knn_router: Any, arc: Any,
-                                              arc_test: Any) -> None:
+def test_concurrent_threads_share_an_executor(knn_router: Any, arc: Any, arc_test: Any) -> None:
     ex = make(knn_router, mocked_pool(knn_router, arc))
     queries = [str(q) for q in arc_test.queries[:24]]
     out: dict[int, str] = {}
@@ -419,8 +421,50 @@ def test_concurrent_threads_share_an_executor(knn_router: Any, arc: Any,
     ]
 
 
-async def test_many_concurrent_async_requests(knn_router: Any, arc: Any, arc_test: Any) -> None:
-    ex = make(knn_router, mocked_pool(knn_router, arc))
+class CountingRouter:
+    """Delegates to a trained router and counts its routing calls."""
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+        self.models_ = router.models_
+        self.pool_ = router.pool_
+        self.calls: list[int] = []
+
+    def route(self, query: str, **kw: Any) -> Any:
+        self.calls.append(1)
+        return self.router.route(query, **kw)
+
+    def route_batch(self, queries: list[str], **kw: Any) -> Any:
+        self.calls.append(len(queries))
+        return self.router.route_batch(queries, **kw)
+
+
+async def test_concurrent_async_requests_are_routed_together(
+    knn_router: Any, arc: Any, arc_test: Any
+) -> None:
+    counting = CountingRouter(knn_router)
+    ex = make(counting, mocked_pool(knn_router, arc))
     queries = [str(q) for q in arc_test.queries[:50]]
     results = await asyncio.gather(*(ex.acomplete(q, mock_delay=0.002) for q in queries))
-    assert [r.model for r in results] == [d.model for d in knn_router.route_batch(queries)]
+    assert [r.decision for r in results] == [knn_router.route(q) for q in queries]
+    assert counting.calls == [50]  # one vectorised routing call for the 50 requests
+    # Requests with different constraints are batched separately.
+    counting.calls.clear()
+    mixed = await asyncio.gather(
+        *(
+            ex.acomplete(q, tools=[WEATHER_TOOL] if i % 2 else None)
+            for i, q in enumerate(queries[:10])
+        )
+    )
+    assert sorted(counting.calls) == [5, 5]
+    assert all(r.model in TOOL_MODELS for r in mixed[1::2])
+
+
+def test_acting_on_a_given_decision(knn_router: Any, arc: Any, query: str) -> None:
+    ex = make(knn_router, mocked_pool(knn_router, arc))
+    decision = ex.route(query, cost_weight=float("inf"))
+    result = ex.complete(query, decision=decision)
+    assert result.decision is decision and result.model == decision.model
+    # Ranked models that cannot serve the request are skipped.
+    with_tools = ex.complete(query, decision=decision, tools=[WEATHER_TOOL])
+    assert with_tools.model == next(m for m in decision.ranked if m in TOOL_MODELS)

