@@ -1,0 +1,529 @@
+"""``RoutedLLM``: a LlamaIndex LLM that routes each call to a model of a pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from llama_index.core.base.llms.generic_utils import (
+    achat_to_completion_decorator,
+    astream_chat_to_completion_decorator,
+    chat_to_completion_decorator,
+    stream_chat_to_completion_decorator,
+)
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    ImageBlock,
+    LLMMetadata,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+
+from llmrouter_core.errors import UnknownModelError
+
+__all__ = ["RoutedLLM", "from_execution_result", "to_openai_messages"]
+
+logger = logging.getLogger(__name__)
+
+_ROLE_MAP = {
+    "chatbot": "assistant",
+    "model": "assistant",
+    "developer": "system",
+    "function": "tool",
+}
+
+
+class RoutedLLM(FunctionCallingLLM):
+    """A LlamaIndex function-calling LLM whose every call is routed by a trained router.
+
+    A thin layer over :class:`llmrouter_core.execution.Executor`: the router picks the model
+    (or ``fixed_model`` names one), requests with tools only go to models that support tools,
+    failures are retried and fall back down the ranking, and budgets are enforced. Each
+    response's ``additional_kwargs`` carry the model that answered, its USD cost, the token
+    counts and the routing decision; ``raw`` is the answering model's LiteLLM response.
+
+    ``metadata`` describes the pool: the context window is the smallest one among the pool
+    models that may answer (so a prompt packed to it fits any of them), and the LLM is a
+    function-calling model only if at least one pool model supports tools.
+
+    Args:
+        router: A trained router, the path of a saved router directory, or an
+            :class:`~llmrouter_core.execution.Executor`.
+        pool: Execution pool (default: the router's).
+        budget: A spend limit shared by every call.
+        cost_weight: lambda in utility = quality - lambda x cost (USD); ``None``: the
+            router's default.
+        fixed_model: Call this pool model every time instead of routing.
+        max_cost: Per-call cap in USD.
+        temperature: Sampling temperature sent to the models.
+        max_tokens: Output token limit sent to the models.
+        additional_kwargs: Further LiteLLM arguments of every call.
+        executor_options: Further :class:`~llmrouter_core.execution.Executor` arguments.
+        **kwargs: LlamaIndex LLM options (``callback_manager``, ``system_prompt``, ...).
+
+    Example:
+        >>> from llama_index.core import Settings                           # doctest: +SKIP
+        >>> from llama_index.llms.llmrouter import RoutedLLM                # doctest: +SKIP
+        >>> Settings.llm = RoutedLLM(router="runs/my-router", cost_weight=50.0)  # doctest: +SKIP
+        >>> r = Settings.llm.complete("What is the capital of France?")     # doctest: +SKIP
+        >>> r.text, r.additional_kwargs["model"], r.additional_kwargs["cost"]  # doctest: +SKIP
+    """
+
+    router_path: str | None = Field(default=None, description="Path of the saved router.")
+    cost_weight: float | None = Field(
+        default=None, ge=0, description="lambda of utility = quality - lambda x cost (USD)."
+    )
+    fixed_model: str | None = Field(default=None, description="Pool model to call, no routing.")
+    max_cost: float | None = Field(default=None, ge=0, description="Per-call cap in USD.")
+    temperature: float | None = Field(default=None, description="Sampling temperature.")
+    max_tokens: int | None = Field(default=None, gt=0, description="Output token limit.")
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Further LiteLLM arguments of every call."
+    )
+
+    _executor: Any = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        router: Any,
+        *,
+        pool: Any = None,
+        budget: Any = None,
+        cost_weight: float | None = None,
+        fixed_model: str | None = None,
+        max_cost: float | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        additional_kwargs: Mapping[str, Any] | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        executor, path = _build_executor(router, pool, budget, dict(executor_options or {}))
+        if fixed_model is not None and fixed_model not in executor.models:
+            raise UnknownModelError(
+                f"fixed_model {fixed_model!r} is not in the pool; it has: "
+                f"{', '.join(executor.models)}"
+            )
+        if cost_weight is not None and math.isnan(float(cost_weight)):
+            raise ValueError("cost_weight must be >= 0 (math.inf = cheapest)")
+        super().__init__(
+            router_path=path,
+            cost_weight=cost_weight,
+            fixed_model=fixed_model,
+            max_cost=max_cost,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            additional_kwargs=dict(additional_kwargs or {}),
+            **kwargs,
+        )
+        self._executor = executor
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "llmrouter_routed_llm"
+
+    # -- the pool ---------------------------------------------------------------------------
+    @property
+    def executor(self) -> Any:
+        """The :class:`~llmrouter_core.execution.Executor` behind this LLM."""
+        return self._executor
+
+    @property
+    def router(self) -> Any:
+        """The router deciding each call."""
+        return self._executor.router
+
+    def _candidates(self) -> list[str]:
+        return [self.fixed_model] if self.fixed_model else list(self._executor.models)
+
+    @property
+    def tool_models(self) -> list[str]:
+        """The pool models that may answer a request with tools."""
+        return _capable(self._executor, self._candidates(), "tools")
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        from llmrouter_core.execution import _support
+
+        ex = self._executor
+        windows = [_support.context_window(ex._litellm, ex.pool[m]) for m in self._candidates()]
+        known = [w for w in windows if w]
+        name = self.fixed_model or f"llmrouter/{getattr(self.router, 'name', '') or 'router'}"
+        return LLMMetadata(
+            context_window=min(known) if known else DEFAULT_CONTEXT_WINDOW,
+            num_output=self.max_tokens or DEFAULT_NUM_OUTPUTS,
+            is_chat_model=True,
+            is_function_calling_model=bool(self.tool_models),
+            model_name=name,
+        )
+
+    # -- calls ------------------------------------------------------------------------------
+    def _call_args(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict:
+        args: dict[str, Any] = {**self.additional_kwargs}
+        if self.temperature is not None:
+            args["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            args["max_tokens"] = self.max_tokens
+        args.update(kwargs)
+        args.pop("parallel_tool_calls", None)  # enforced here, not by every provider
+        if args.get("tool_choice") in (None, "auto"):
+            args.pop("tool_choice", None)
+        if not args.get("tools"):
+            args.pop("tools", None)
+        args.setdefault("model", self.fixed_model)
+        args.setdefault("cost_weight", self.cost_weight)
+        args.setdefault("max_cost", self.max_cost)
+        return {"messages": to_openai_messages(messages), **args}
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        result = self._executor.complete(**self._call_args(messages, kwargs))
+        return from_execution_result(result)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        result = await self._executor.acomplete(**self._call_args(messages, kwargs))
+        return from_execution_result(result)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        args = self._call_args(messages, kwargs)
+
+        def gen() -> ChatResponseGen:
+            from llmrouter_core.execution import StreamChunk
+
+            text = ""
+            for item in self._executor.stream(**args):
+                if isinstance(item, StreamChunk):
+                    delta = item.text
+                    text += delta
+                    yield ChatResponse(
+                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
+                        delta=delta,
+                        additional_kwargs={"model": item.model},
+                    )
+                else:
+                    yield from_execution_result(item, streamed_text=text)
+
+        return gen()
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        args = self._call_args(messages, kwargs)
+
+        async def gen() -> ChatResponseAsyncGen:
+            from llmrouter_core.execution import StreamChunk
+
+            text = ""
+            async for item in self._executor.astream(**args):
+                if isinstance(item, StreamChunk):
+                    text += item.text
+                    yield ChatResponse(
+                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
+                        delta=item.text,
+                        additional_kwargs={"model": item.model},
+                    )
+                else:
+                    yield from_execution_result(item, streamed_text=text)
+
+        return gen()
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return chat_to_completion_decorator(self.chat)(prompt, **kwargs)
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        return await achat_to_completion_decorator(self.achat)(prompt, **kwargs)
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        return stream_chat_to_completion_decorator(self.stream_chat)(prompt, **kwargs)
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        return await astream_chat_to_completion_decorator(self.astream_chat)(prompt, **kwargs)
+
+    # -- tools ------------------------------------------------------------------------------
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
+        if user_msg is not None:
+            messages.append(user_msg)
+        out: dict[str, Any] = {"messages": messages, "tools": specs or None, **kwargs}
+        if tool_required and specs:
+            out["tool_choice"] = "required"
+        return out
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[Any],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        if not allow_parallel_tool_calls:
+            _keep_first_tool_call(response.message)
+        return response
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        selections = []
+        for block in response.message.blocks:
+            if not isinstance(block, ToolCallBlock):
+                continue
+            args = block.tool_kwargs
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args) if args.strip() else {}
+                except ValueError:
+                    args = {}
+            selections.append(
+                ToolSelection(
+                    tool_id=block.tool_call_id or f"call_{uuid.uuid4().hex[:12]}",
+                    tool_name=block.tool_name,
+                    tool_kwargs=args if isinstance(args, dict) else {},
+                )
+            )
+        if not selections and error_on_no_tool_call:
+            raise ValueError(
+                f"expected at least one tool call, the model "
+                f"{response.additional_kwargs.get('model', '?')} answered with text only"
+            )
+        return selections
+
+
+# -- conversions --------------------------------------------------------------------------
+
+
+def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """LlamaIndex chat messages as OpenAI-style dicts (text, images, tool calls, results)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.role.value if isinstance(message.role, MessageRole) else str(message.role)
+        role = _ROLE_MAP.get(role, role)
+        texts: list[str] = []
+        parts: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        for block in message.blocks:
+            if isinstance(block, TextBlock):
+                texts.append(block.text)
+                parts.append({"type": "text", "text": block.text})
+            elif isinstance(block, ImageBlock):
+                parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
+            elif isinstance(block, ToolCallBlock):
+                args = block.tool_kwargs
+                calls.append(
+                    {
+                        "id": block.tool_call_id or f"call_{uuid.uuid4().hex[:12]}",
+                        "type": "function",
+                        "function": {
+                            "name": block.tool_name,
+                            "arguments": args if isinstance(args, str) else json.dumps(args),
+                        },
+                    }
+                )
+        if not calls:
+            calls = [_tool_call_dict(c) for c in message.additional_kwargs.get("tool_calls") or []]
+        has_image = any(p["type"] != "text" for p in parts)
+        content: Any = parts if has_image else "\n".join(texts)
+        entry: dict[str, Any] = {"role": role, "content": content}
+        if calls:
+            entry["tool_calls"] = calls
+            if not texts and not has_image:
+                entry["content"] = None
+        if role == "tool":
+            call_id = message.additional_kwargs.get("tool_call_id")
+            if call_id:
+                entry["tool_call_id"] = call_id
+            name = message.additional_kwargs.get("name")
+            if name:
+                entry["name"] = name
+        out.append(entry)
+    return out
+
+
+def from_execution_result(result: Any, *, streamed_text: str | None = None) -> ChatResponse:
+    """A LlamaIndex chat response of an :class:`~llmrouter_core.execution.ExecutionResult`."""
+    from llmrouter_core.execution.executor import StreamedResponse
+
+    text = result.answer if streamed_text is None else streamed_text
+    if isinstance(result.response, StreamedResponse):
+        calls = _streamed_tool_calls(result.response.chunks)
+    else:
+        calls = [_tool_call_dict(c) for c in result.tool_calls]
+    blocks: list[Any] = [TextBlock(text=text)] if text else []
+    for call in calls:
+        fn = call["function"]
+        blocks.append(
+            ToolCallBlock(
+                tool_call_id=call["id"],
+                tool_name=fn["name"] or "",
+                tool_kwargs=_parse_args(fn["arguments"]),
+            )
+        )
+    message = ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
+    if calls:
+        message.additional_kwargs["tool_calls"] = calls
+    return ChatResponse(
+        message=message,
+        raw=result.response,
+        delta="" if streamed_text is not None else None,
+        additional_kwargs={
+            "model": result.model,
+            "cost": result.cost,
+            "prompt_tokens": result.input_tokens,
+            "completion_tokens": result.output_tokens,
+            "total_tokens": result.input_tokens + result.output_tokens,
+            "decision": None if result.decision is None else result.decision.to_dict(),
+            "fell_back": result.fell_back,
+        },
+    )
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _build_executor(
+    router: Any, pool: Any, budget: Any, options: dict[str, Any]
+) -> tuple[Any, str | None]:
+    from llmrouter_core.execution import Executor
+
+    if isinstance(router, Executor):
+        if pool is not None or budget is not None or options:
+            raise ValueError("pool, budget and executor_options belong to the Executor given")
+        return router, None
+    path: str | None = None
+    if isinstance(router, str | os.PathLike):
+        from llmrouter_core.routers.persistence import load_router
+
+        path = os.fspath(router)
+        router = load_router(path)
+    if "cost_weight" in options:
+        raise ValueError("give cost_weight as RoutedLLM(cost_weight=...), not in executor_options")
+    return Executor(router, pool=pool, budget=budget, **options), path
+
+
+def _capable(
+    executor: Any, models: Sequence[str], capability: Literal["tools", "json_schema"]
+) -> list[str]:
+    from llmrouter_core.execution import _support
+
+    return [m for m in models if _support.supports(executor._litellm, executor.pool[m], capability)]
+
+
+def _image_url(block: ImageBlock) -> str:
+    if block.url:
+        return str(block.url)
+    data = block.resolve_image(as_base64=True).read().decode("ascii")
+    return f"data:{block.image_mimetype or 'image/png'};base64,{data}"
+
+
+def _tool_call_dict(call: Any) -> dict[str, Any]:
+    """An OpenAI tool call dict from a dict or a LiteLLM/OpenAI object."""
+    if hasattr(call, "model_dump"):
+        call = call.model_dump()
+    call = dict(call) if isinstance(call, Mapping) else {}
+    fn = call.get("function") or {}
+    if hasattr(fn, "model_dump"):
+        fn = fn.model_dump()
+    args = fn.get("arguments")
+    return {
+        "id": call.get("id") or f"call_{uuid.uuid4().hex[:12]}",
+        "type": "function",
+        "function": {
+            "name": fn.get("name"),
+            "arguments": args if isinstance(args, str) else json.dumps(args or {}),
+        },
+    }
+
+
+def _streamed_tool_calls(chunks: Sequence[Any]) -> list[dict[str, Any]]:
+    calls: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        try:
+            deltas = chunk.choices[0].delta.tool_calls or []
+        except (AttributeError, IndexError, TypeError):
+            continue
+        for delta in deltas:
+            index = int(getattr(delta, "index", 0) or 0)
+            entry = calls.setdefault(
+                index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            if getattr(delta, "id", None):
+                entry["id"] = delta.id
+            fn = getattr(delta, "function", None)
+            if fn is not None:
+                if getattr(fn, "name", None):
+                    entry["function"]["name"] = fn.name
+                if getattr(fn, "arguments", None):
+                    entry["function"]["arguments"] += fn.arguments
+    out = [calls[i] for i in sorted(calls)]
+    for call in out:
+        call["id"] = call["id"] or f"call_{uuid.uuid4().hex[:12]}"
+    return out
+
+
+def _parse_args(arguments: Any) -> dict[str, Any] | str:
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = json.loads(arguments) if arguments else {}
+    except (TypeError, ValueError):
+        return str(arguments)
+    return value if isinstance(value, dict) else str(arguments)
+
+
+def _keep_first_tool_call(message: ChatMessage) -> None:
+    seen = False
+    kept = []
+    for block in message.blocks:
+        if isinstance(block, ToolCallBlock):
+            if seen:
+                continue
+            seen = True
+        kept.append(block)
+    message.blocks = kept
+    calls = message.additional_kwargs.get("tool_calls")
+    if calls and len(calls) > 1:
+        message.additional_kwargs["tool_calls"] = calls[:1]

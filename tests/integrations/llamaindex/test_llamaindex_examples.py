@@ -1,0 +1,36 @@
+"""The LlamaIndex example runs offline, end to end, at a small size."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def test_routed_llm_example(data_dir: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from llama_index.core import Settings
+
+    spec = importlib.util.spec_from_file_location(
+        "example_llamaindex_routed_llm", EXAMPLES / "llamaindex_routed_llm.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    previous = Settings._llm
+    try:
+        rows = module.main(n_questions=3, n_train=200)
+    finally:
+        Settings._llm = previous
+    assert len(rows) == 6
+    quality_first = [r for r in rows if r["cost_weight"] == 0.0]
+    thrifty = [r for r in rows if r["cost_weight"] > 0]
+    # A higher cost weight never picks a model the router expects to cost more.
+    for strong, cheap in zip(quality_first, thrifty, strict=True):
+        assert cheap["predicted_cost"] <= strong["predicted_cost"] + 1e-15
+        assert cheap["cost"] > 0 and strong["cost"] > 0
+        assert strong["answer"] and cheap["answer"]
+    assert "streamed" in capsys.readouterr().out
