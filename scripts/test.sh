@@ -17,7 +17,7 @@ $pip install --quiet --upgrade pip
 # torch: only this version has a local CPU build on this kind of machine; any other pulls
 # several GB of CUDA wheels. Installing it first makes the 'torch' extra's range a no-op.
 $pip install --quiet "torch==2.13.0"
-$pip install --quiet -e ".[torch,langchain,llamaindex,dspy,dev]"
+$pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,dev]"
 bash scripts/install_local.sh
 
 echo "== ruff"

@@ -322,7 +322,7 @@ class LogisticRouter(SupervisedRouter):
     """Logistic regression per model on soft labels (P(model answers well | query))."""
 
     name = "logistic"
-    search_space = {"C": (0.3, 1.0, 3.0, 10.0)}
+    search_space = {"C": (0.3, 1.0, 3.0)}
 
     def __init__(
         self,
