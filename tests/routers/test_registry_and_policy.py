@@ -30,7 +30,7 @@ class MeanOfTrainRouter(BestSingleRouter):
 
 
 def test_unknown_router_lists_known_names() -> None:
-    with pytest.raises(UnknownRouterError, match="unknown router 'nope'.*knn"):
+    with pytest.raises(UnknownRouterError, match=r"unknown router 'nope'.*knn"):
         get_router("nope")
 
 
