@@ -2,7 +2,7 @@
 
 * A kNN router trained on a RouterBench slice, called through the ``replay`` provider: every
   answer is the response the routed model really gave to that prompt, at its recorded cost.
-* ``scripted/<model>``: a deterministic stand-in for a tool-calling LLM, registered as a
+* ``scripted-tools/<model>``: a deterministic stand-in for a tool-calling LLM, registered as a
   LiteLLM custom provider for these tests only. No model of the offline pools emits tool
   calls (replay answers only recorded prompts; the local 135M/270M models cannot follow a
   tool schema reliably), so the agent tests run the real LlamaIndex agents, the real adapter,
@@ -24,7 +24,7 @@ import pytest
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-SCRIPTED = "scripted"
+SCRIPTED = "scripted-tools"
 TOOL_MODELS = ("gpt-4-1106-preview", "gpt-3.5-turbo-1106")
 # USD per 1M tokens of the scripted stand-ins (the two models' list prices of their time).
 PRICES = {"gpt-4-1106-preview": (10.0, 30.0), "gpt-3.5-turbo-1106": (1.0, 2.0)}
