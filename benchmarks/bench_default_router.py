@@ -25,11 +25,13 @@ FOUNDATION = ("random", "cheapest", "single", "knn", "linear", "logistic", "svm"
 
 
 def main() -> None:
-    code = "import time; t = time.perf_counter(); import llmrouter_core; print(time.perf_counter() - t)"
-    imports = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(5)]
-    print(
-        f"import llmrouter_core: best {min(imports) * 1e3:.1f} ms, worst {max(imports) * 1e3:.1f} ms"
+    code = (
+        "import time; t = time.perf_counter(); import llmrouter_core; "
+        "print(time.perf_counter() - t)"
     )
+    imports = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(5)]
+    best, worst = min(imports) * 1e3, max(imports) * 1e3
+    print(f"import llmrouter_core: best {best:.1f} ms, worst {worst:.1f} ms")
 
     train, test = load_split("routerbench")
     total = 0.0
