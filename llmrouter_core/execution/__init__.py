@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from llmrouter_core.execution._support import register_cost_hook
+from llmrouter_core.execution._support import content_text, register_cost_hook
 from llmrouter_core.execution.budget import (
     Budget,
     BudgetExceededError,
@@ -27,7 +27,7 @@ from llmrouter_core.execution.budget import (
     Reservation,
 )
 from llmrouter_core.execution.conversation import CONTEXT_MODES, ContextMode, Conversation
-from llmrouter_core.execution.executor import Executor, RouterLike, StreamedResponse
+from llmrouter_core.execution.executor import Capability, Executor, RouterLike, StreamedResponse
 from llmrouter_core.execution.keys import KeyPool, KeysError, parse_api_keys, redact_secrets
 from llmrouter_core.execution.results import (
     AllModelsFailedError,
@@ -49,6 +49,7 @@ __all__ = [
     "BudgetExceededError",
     "BudgetLike",
     "BudgetManager",
+    "Capability",
     "ContextMode",
     "Conversation",
     "ExecutionError",
@@ -64,6 +65,7 @@ __all__ = [
     "StreamChunk",
     "StreamInterruptedError",
     "StreamedResponse",
+    "content_text",
     "parse_api_keys",
     "redact_secrets",
     "register_cost_hook",

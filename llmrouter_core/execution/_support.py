@@ -126,6 +126,8 @@ def wants_json_schema(response_format: Any) -> bool:
 # -- LiteLLM model information (cached; LiteLLM's table is offline) ------------------------
 
 _info_cache: dict[str, dict[str, Any] | None] = {}
+#: Providers of this package (:mod:`llmrouter_core.serve`).
+OWN_PROVIDERS = frozenset({"replay", "local"})
 _info_lock = threading.Lock()
 
 
@@ -135,7 +137,10 @@ def litellm_model_info(litellm: Any, model: str) -> dict[str, Any] | None:
         return _info_cache[model]
     cost_map: Mapping[str, Any] = getattr(litellm, "model_cost", {})
     info = None
-    for key in (model, model.split("/", 1)[-1]):
+    # This package's providers name a *recorded* or *local* model after the original
+    # (``replay/gpt-4``): the original's capabilities and prices do not carry over.
+    own = model.partition("/")[0] in OWN_PROVIDERS
+    for key in () if own else (model, model.split("/", 1)[-1]):
         entry = cost_map.get(key)
         if isinstance(entry, Mapping):
             info = dict(entry)

@@ -27,9 +27,9 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from llmrouter_core.decision import Decision
 from llmrouter_core.errors import NotFittedError, UnknownModelError
@@ -52,6 +52,9 @@ from llmrouter_core.execution.results import (
     StreamInterruptedError,
 )
 from llmrouter_core.pool import ModelSpec, Pool
+
+#: A capability a request may need from the model that answers it.
+Capability = Literal["tools", "json_schema", "vision"]
 
 __all__ = ["Executor", "RouterLike", "StreamedResponse"]
 
@@ -234,6 +237,28 @@ class Executor:
         return self._plan(
             messages, tools, response_format, None, max_cost, user, cost_weight, litellm_kwargs
         ).decision
+
+    def supports(self, model: str, capability: Capability) -> bool:
+        """Whether pool model ``model`` can serve ``capability`` (``"tools"``,
+        ``"json_schema"`` or ``"vision"``): the pool's flag, else LiteLLM's bundled table. The
+        project's own providers (``replay/``, ``local/``) have only the pool's flags."""
+        spec = self.pool[model]
+        if capability == "vision":
+            if spec.supports_vision:
+                return True
+            info = sup.litellm_model_info(self._litellm, spec.litellm_model) or {}
+            return bool(info.get("supports_vision"))
+        return sup.supports(self._litellm, spec, capability)
+
+    def capable(self, capability: Capability, models: Iterable[str] | None = None) -> list[str]:
+        """The models (default: the router's) that can serve ``capability``, in order."""
+        names = self.models if models is None else models
+        return [m for m in names if self.supports(m, capability)]
+
+    def context_window(self, model: str) -> int | None:
+        """Maximum prompt tokens of pool model ``model`` (the pool's, else LiteLLM's;
+        ``None`` = unknown)."""
+        return sup.context_window(self._litellm, self.pool[model])
 
     def cost_bound(
         self,

@@ -6,7 +6,8 @@
   (``local`` extra).
 
 The executor registers them on demand (:func:`ensure_providers`); call
-:func:`register_providers` to use them with plain ``litellm.completion``.
+:func:`register_providers` to use them with plain ``litellm.completion``, and
+:func:`register_provider` to add a LiteLLM custom provider of your own the same way.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Iterable
 
 from llmrouter_core.errors import MissingExtraError
 from llmrouter_core.pool import ModelSpec
+from llmrouter_core.serve._registry import register_provider
 
-__all__ = ["ensure_providers", "register_providers"]
+__all__ = ["ensure_providers", "register_provider", "register_providers"]
 
 
 def register_providers() -> None:

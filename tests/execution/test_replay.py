@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,34 @@ async def test_exact_budget_under_concurrency(
     ]
     assert refused_costs and all(c > left - 1e-15 for c in refused_costs)
     assert len(done) >= 80  # the first 80 answers' costs make up the limit
+
+
+def test_replay_models_claim_only_the_pools_capabilities(knn_router: Any, litellm: Any) -> None:
+    """``replay/gpt-4-1106-preview`` plays recorded text: it cannot call tools or follow a
+    schema, although LiteLLM's table says the original model can."""
+    ex = Executor(knn_router, pool=replay_pool(knn_router.pool_), keys="")
+    assert "gpt-4-1106-preview" in ex.models
+    info = litellm.model_cost["gpt-4-1106-preview"]
+    assert info["supports_function_calling"]  # the original model does
+    for capability in ("tools", "json_schema", "vision"):
+        assert ex.capable(capability) == []  # type: ignore[arg-type]
+    assert ex.context_window("gpt-4-1106-preview") is None
+    # A flag set on the pool is honoured, and the model order is kept.
+    pool = Pool(
+        replace(s, supports_tools=s.name in ("gpt-4-1106-preview", "claude-v2"), context_window=8)
+        for s in replay_pool(knn_router.pool_)
+    )
+    ex = Executor(knn_router, pool=pool, keys="")
+    expected = [m for m in ex.models if m in ("gpt-4-1106-preview", "claude-v2")]
+    assert ex.capable("tools") == expected
+    assert ex.capable("tools", models=["claude-v2", "mistralai/mistral-7b-chat"]) == ["claude-v2"]
+    assert ex.supports("claude-v2", "tools") and not ex.supports("claude-v2", "json_schema")
+    assert ex.context_window("claude-v2") == 8
+
+
+def test_litellm_table_capabilities_apply_to_other_providers(knn_router: Any) -> None:
+    pool = Pool(replace(s, litellm_model=f"openai/{s.name}") for s in knn_router.pool_)
+    ex = Executor(knn_router, pool=pool, keys="")
+    assert ex.supports("gpt-4-1106-preview", "tools")
+    assert ex.context_window("gpt-4-1106-preview") == 128000
+    assert "mistralai/mistral-7b-chat" not in ex.capable("tools")

@@ -424,10 +424,4 @@ def _register(executor: Any, options: Mapping[str, Any]) -> tuple[str, bool]:
 
 
 def _capable(executor: Any, capability: Literal["tools", "json_schema"]) -> list[str]:
-    from llmrouter_core.execution import _support
-
-    return [
-        m
-        for m in executor.models
-        if _support.supports(executor._litellm, executor.pool[m], capability)
-    ]
+    return list(executor.capable(capability))

@@ -798,7 +798,7 @@ def retrieval_routing_text(messages: list[dict[str, Any]], top_k: int) -> str:
 
 
 def _text(message: Mapping[str, Any]) -> str:
-    from llmrouter_core.execution._support import content_text
+    from llmrouter_core.execution import content_text
 
     return content_text(message.get("content"))
 
@@ -854,22 +854,12 @@ def _restrict(decision: Decision, allowed: Collection[str], why: str) -> Decisio
 
 
 def _supports(executor: Executor, model: str, capability: Literal["tools", "json_schema"]) -> bool:
-    from llmrouter_core.execution._support import supports
-
-    return supports(executor._litellm, executor.pool[model], capability)
+    return executor.supports(model, capability)
 
 
 def _supports_vision(executor: Executor, model: str) -> bool:
-    from llmrouter_core.execution._support import litellm_model_info
-
-    spec = executor.pool[model]
-    if spec.supports_vision:
-        return True
-    info = litellm_model_info(executor._litellm, spec.litellm_model) or {}
-    return bool(info.get("supports_vision"))
+    return executor.supports(model, "vision")
 
 
 def _context_window(executor: Executor, model: str) -> int | None:
-    from llmrouter_core.execution._support import context_window
-
-    return context_window(executor._litellm, executor.pool[model])
+    return executor.context_window(model)

@@ -292,8 +292,12 @@ def test_function_calling_capability_reflects_the_pool(knn_router: Any, replay_p
 
     from llmrouter_core.pool import Pool
 
-    # LiteLLM's table: gpt-3.5/gpt-4 accept tools; no model of this pool takes JSON schemas.
-    assert RoutedLM(knn_router, pool=replay_pool).supports_function_calling
+    # Recorded answers cannot call tools, although LiteLLM's table says gpt-4 can.
+    assert not RoutedLM(knn_router, pool=replay_pool).supports_function_calling
     assert not RoutedLM(knn_router, pool=replay_pool).supports_response_schema
-    no_tools = Pool(replace(s, litellm_model=f"replay/x-{i}") for i, s in enumerate(replay_pool))
-    assert not RoutedLM(knn_router, pool=no_tools).supports_function_calling
+    # The pool's own flags count; through another provider LiteLLM's table does too.
+    flagged = Pool(replace(s, supports_tools=s.name == "claude-v2") for s in replay_pool)
+    assert RoutedLM(knn_router, pool=flagged).supports_function_calling
+    assert not RoutedLM(knn_router, pool=flagged).supports_response_schema
+    openai = Pool(replace(s, litellm_model=f"openai/{s.name}") for s in replay_pool)
+    assert RoutedLM(knn_router, pool=openai).supports_function_calling

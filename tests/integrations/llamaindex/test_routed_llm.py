@@ -115,17 +115,24 @@ def test_metadata_reflects_the_pool(knn_router: Any, replay_pool: Any, tool_pool
     from llmrouter_core.execution import PoolOrderRouter
     from llmrouter_core.pool import ModelSpec, Pool
 
+    from dataclasses import replace
+
+    from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW
+
+    # Recorded answers: no window is known and no tool call can come back, whatever LiteLLM's
+    # table says of the original models.
     meta = RoutedLLM(knn_router, pool=replay_pool).metadata
-    # LiteLLM knows the windows of the two OpenAI models only; the smallest one bounds prompts.
-    assert meta.context_window == 16385
+    assert meta.context_window == DEFAULT_CONTEXT_WINDOW
     assert meta.is_chat_model
-    assert meta.is_function_calling_model  # gpt-3.5/4 accept tools (LiteLLM's table)
-    assert (
-        RoutedLLM(
-            knn_router, pool=replay_pool, fixed_model="gpt-4-1106-preview"
-        ).metadata.context_window
-        == 128000
-    )
+    assert not meta.is_function_calling_model
+    # Called through OpenAI, LiteLLM's table applies: it knows the windows of the two OpenAI
+    # models only, and the smallest one bounds prompts.
+    openai = Pool(replace(s, litellm_model=f"openai/{s.name}") for s in replay_pool)
+    meta = RoutedLLM(knn_router, pool=openai).metadata
+    assert meta.context_window == 16385
+    assert meta.is_function_calling_model  # gpt-3.5/4 accept tools
+    fixed = RoutedLLM(knn_router, pool=openai, fixed_model="gpt-4-1106-preview")
+    assert fixed.metadata.context_window == 128000
 
     plain = Pool(
         [

@@ -160,10 +160,8 @@ class RoutedLLM(FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        from llmrouter_core.execution import _support
-
         ex = self._executor
-        windows = [_support.context_window(ex._litellm, ex.pool[m]) for m in self._candidates()]
+        windows = [ex.context_window(m) for m in self._candidates()]
         known = [w for w in windows if w]
         name = self.fixed_model or f"llmrouter/{getattr(self.router, 'name', '') or 'router'}"
         return LLMMetadata(
@@ -447,9 +445,7 @@ def _build_executor(
 def _capable(
     executor: Any, models: Sequence[str], capability: Literal["tools", "json_schema"]
 ) -> list[str]:
-    from llmrouter_core.execution import _support
-
-    return [m for m in models if _support.supports(executor._litellm, executor.pool[m], capability)]
+    return list(executor.capable(capability, models))
 
 
 def _image_url(block: ImageBlock) -> str:
