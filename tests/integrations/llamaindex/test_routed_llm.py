@@ -112,12 +112,12 @@ def test_cost_weight_and_fixed_model_steer_the_choice(
 
 
 def test_metadata_reflects_the_pool(knn_router: Any, replay_pool: Any, tool_pool: Any) -> None:
-    from llmrouter_core.execution import PoolOrderRouter
-    from llmrouter_core.pool import ModelSpec, Pool
-
     from dataclasses import replace
 
     from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW
+
+    from llmrouter_core.execution import PoolOrderRouter
+    from llmrouter_core.pool import ModelSpec, Pool
 
     # Recorded answers: no window is known and no tool call can come back, whatever LiteLLM's
     # table says of the original models.
