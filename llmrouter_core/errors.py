@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "DataError",
+    "JudgeError",
     "LLMRouterError",
     "MissingExtraError",
     "NotFittedError",
@@ -42,6 +43,10 @@ class UnknownRouterError(LLMRouterError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class JudgeError(LLMRouterError, RuntimeError):
+    """The LLM that rates the pool for an LLM-based router (its *judge*) could not be called."""
 
 
 class PersistenceError(LLMRouterError, ValueError):

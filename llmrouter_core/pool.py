@@ -3,7 +3,9 @@
 A :class:`ModelSpec` describes one model; a :class:`Pool` is an ordered, name-indexed set of
 them. Pools load from YAML/JSON (``{"models": [...]}`` or a list), and from LLMRouter's
 ``default_llm.json`` (a mapping of name -> spec). Prices are USD per 1M tokens; a missing price
-is looked up in LiteLLM's bundled price table, offline.
+is looked up in LiteLLM's bundled price table, offline. Model sizes (billions of parameters)
+come from the spec (``params_b``, or LLMRouter's ``size``), else from the model's name
+(:func:`parse_params_b`).
 
 Example:
     >>> pool = Pool([ModelSpec("small", input_price=0.1, output_price=0.2),
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,6 +33,7 @@ __all__ = [
     "ModelSpec",
     "Pool",
     "estimate_tokens",
+    "parse_params_b",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,44 @@ DEFAULT_OUTPUT_TOKENS = 256
 def estimate_tokens(text: str) -> int:
     """Estimate the token count of ``text`` as ``ceil(len(text) / 4)``."""
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
+
+
+# "8x7b" (mixture of experts: experts x size of each), then "70b" / "135m" as a whole token
+# (not part of a longer word or version number such as "v1.2b3").
+_NUMBER = r"(?<![\w.])(\d+(?:\.\d+)?)"
+_MOE_SIZE = re.compile(_NUMBER + r"\s*[x\u00d7]\s*(\d+(?:\.\d+)?)\s*b(?![a-z0-9])", re.I)
+_SIZE = re.compile(_NUMBER + r"\s*([bm])(?![a-z0-9])", re.I)
+
+
+def parse_params_b(text: str | float | int | None) -> float | None:
+    """Billions of parameters written in a size field or a model name, or ``None``.
+
+    Understands ``"7B"``, ``"70b"``, ``"135M"`` (millions), ``"1.5B"``, and mixture-of-experts
+    names such as ``"8x7b"``, read as experts x size (56 for Mixtral 8x7B: an upper bound, as
+    the experts share their attention layers; its true count is 46.7B). The first size in the
+    text counts; a number without a unit (``"gpt-4"``) is not a size.
+
+    Example:
+        >>> parse_params_b("meta/llama-2-70b-chat"), parse_params_b("mixtral-8x7b-chat")
+        (70.0, 56.0)
+        >>> parse_params_b("smollm2-135m"), parse_params_b("gpt-4-1106-preview")
+        (0.135, None)
+    """
+    if text is None or isinstance(text, bool):
+        return None
+    if isinstance(text, int | float):
+        value = float(text)
+        return value if math.isfinite(value) and value > 0 else None
+    moe = _MOE_SIZE.search(text)
+    if moe is not None:
+        return float(moe.group(1)) * float(moe.group(2))
+    single = _SIZE.search(text)
+    if single is None:
+        return None
+    value = float(single.group(1))
+    if value <= 0:
+        return None
+    return value / 1000.0 if single.group(2).lower() == "m" else value
 
 
 @dataclass(frozen=True)
@@ -64,6 +106,8 @@ class ModelSpec:
         api_key_env: Name of an environment variable holding its key (the key itself is never
             stored in a spec, so it cannot leak into logs or saved routers).
         extra: Additional keyword arguments passed to LiteLLM.
+        params_b: Size in billions of parameters (``None`` = unknown; :attr:`size_b` then
+            reads it from the name). LLMRouter's ``size`` field (``"7B"``) fills it.
     """
 
     name: str
@@ -78,6 +122,7 @@ class ModelSpec:
     api_base: str | None = None
     api_key_env: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    params_b: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -91,6 +136,26 @@ class ModelSpec:
                 if not math.isfinite(value) or value < 0:
                     raise DataError(f"model {self.name!r}: {attr} must be a non-negative number")
                 object.__setattr__(self, attr, value)
+        if self.params_b is not None:
+            size = self.params_b
+            if isinstance(size, bool) or not isinstance(size, int | float):
+                raise DataError(f"model {self.name!r}: params_b must be a number of billions")
+            if not math.isfinite(size) or size <= 0:
+                raise DataError(f"model {self.name!r}: params_b must be a positive number")
+            object.__setattr__(self, "params_b", float(size))
+
+    @property
+    def size_b(self) -> float | None:
+        """Billions of parameters: :attr:`params_b` if given, else read from the name or the
+        LiteLLM id (``"llama-2-70b-chat"`` -> 70, see :func:`parse_params_b`), else ``None``.
+
+        Example:
+            >>> ModelSpec("meta/llama-2-70b-chat").size_b, ModelSpec("gpt-4o").size_b
+            (70.0, None)
+        """
+        if self.params_b is not None:
+            return self.params_b
+        return parse_params_b(self.name) or parse_params_b(self.litellm_model)
 
     @property
     def has_prices(self) -> bool:
@@ -113,8 +178,9 @@ class ModelSpec:
     def from_dict(cls, raw: Mapping[str, Any], *, name: str | None = None) -> ModelSpec:
         """Build a spec from a dict in this project's format or LLMRouter's.
 
-        LLMRouter's ``default_llm.json`` entries use ``model`` for the API id and ``feature``
-        for the description; both are understood.
+        LLMRouter's ``default_llm.json`` entries use ``model`` for the API id, ``feature``
+        for the description and ``size`` (``"7B"``) for the size; all are understood (``size``
+        fills :attr:`params_b` and is also kept in ``extra``).
         """
         if not isinstance(raw, Mapping):
             raise DataError(f"a model spec must be an object, got {type(raw).__name__}")
@@ -132,6 +198,11 @@ class ModelSpec:
         description = data.pop("description", None) or data.pop("feature", None) or ""
         known = {f for f in cls.__dataclass_fields__ if f not in {"name", "extra"}}
         kwargs = {k: data.pop(k) for k in list(data) if k in known}
+        if kwargs.get("params_b") is None and data.get("size") is not None:
+            size = parse_params_b(data["size"])
+            if size is None:
+                logger.warning("model %s: cannot read a size from %r", spec_name, data["size"])
+            kwargs["params_b"] = size
         for drop in ("api_key", "key", "api_keys"):
             if data.pop(drop, None) is not None:
                 logger.warning("model %s: ignoring an inline API key in the pool file", spec_name)

@@ -74,3 +74,47 @@ def test_lookup_errors() -> None:
         pool["c"]
     with pytest.raises(DataError):
         Pool.from_file("/no/such/pool.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("meta/llama-2-70b-chat", 70.0),
+        ("mistralai/mixtral-8x7b-chat", 56.0),  # experts x size: an upper bound
+        ("WizardLM/WizardLM-13B-V1.2", 13.0),
+        ("zero-one-ai/Yi-34B-Chat", 34.0),
+        ("llama-3.1-8b-instruct", 8.0),  # "3.1" is a version, not a size
+        ("Qwen1.5-0.5B", 0.5),
+        ("smollm2-135m", 0.135),
+        ("49B", 49.0),
+        ("gpt-4-1106-preview", None),
+        ("claude-v2", None),
+        ("phi-3-medium-128k", None),
+        ("", None),
+    ],
+)
+def test_parse_params_b(text: str, expected: float | None) -> None:
+    from llmrouter_core.pool import parse_params_b
+
+    assert parse_params_b(text) == expected
+
+
+def test_sizes_from_llmrouter_pool_and_names(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pool = Pool.from_file(data_dir / "llmrouter" / "default_llm.json", fill_prices=False)
+    raw = json.loads((data_dir / "llmrouter" / "default_llm.json").read_text())
+    for name, spec in raw.items():
+        assert pool[name].params_b == float(spec["size"].rstrip("B"))
+        assert pool[name].size_b == pool[name].params_b
+    pool.save(tmp_path / "p.json")
+    assert Pool.from_file(tmp_path / "p.json", fill_prices=False) == pool
+    # the spec's own size wins over the name; without one, the name (or LiteLLM id) is read
+    assert ModelSpec("llama-70b", params_b=69).size_b == 69.0
+    assert ModelSpec("llama-70b").size_b == 70.0
+    assert ModelSpec("big", litellm_model="together_ai/meta-llama-3-8b").size_b == 8.0
+    assert ModelSpec("gpt-4o").size_b is None
+
+
+@pytest.mark.parametrize("bad", [0, -7, float("nan"), "7B", True])
+def test_bad_params_b(bad) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataError, match="params_b"):
+        ModelSpec("m", params_b=bad)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from llmrouter_core.evaluation.curve import (
     CurvePoint,
+    SimulatedOutcomes,
     ThresholdPoint,
     choices_for_weights,
     curve_from_choices,
@@ -42,6 +43,7 @@ from llmrouter_core.evaluation.plot import plot_curves
 from llmrouter_core.evaluation.report import (
     RouterEvaluation,
     SupportsEvaluation,
+    SupportsSimulation,
     TaskBreakdown,
     TwoModelMetrics,
     evaluate,
@@ -53,7 +55,9 @@ __all__ = [
     "CostScore",
     "CurvePoint",
     "RouterEvaluation",
+    "SimulatedOutcomes",
     "SupportsEvaluation",
+    "SupportsSimulation",
     "TaskBreakdown",
     "ThresholdPoint",
     "TwoModelMetrics",

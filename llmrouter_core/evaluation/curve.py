@@ -32,6 +32,7 @@ from llmrouter_core.policy import choose
 
 __all__ = [
     "CurvePoint",
+    "SimulatedOutcomes",
     "ThresholdPoint",
     "choices_for_weights",
     "curve_from_choices",
@@ -115,6 +116,32 @@ class ThresholdPoint:
         }
 
 
+@dataclass(frozen=True)
+class SimulatedOutcomes:
+    """What a multi-call router (a cascade) did on recorded data, per operating point and query.
+
+    A cascade may call several models for one query; its answer is the last accepted one and
+    its cost is the sum over every model it called. Routers that call more than one model
+    return this from ``simulate(data, cost_weights)``, and :func:`curve_from_choices` reads it
+    in place of the chosen models' own costs.
+
+    Attributes:
+        final: ``(points, n)`` column (in ``data.models``) of the model whose answer is kept.
+        cost: ``(points, n)`` total USD of every call made for the query.
+        calls: ``(points, n)`` number of calls made (``None`` if not tracked).
+
+    Example:
+        >>> import numpy as np
+        >>> out = SimulatedOutcomes(final=np.array([[0, 1]]), cost=np.array([[1.0, 11.0]]))
+        >>> out.cost.sum()
+        np.float64(12.0)
+    """
+
+    final: npt.NDArray[np.intp]
+    cost: FloatArray
+    calls: npt.NDArray[np.intp] | None = None
+
+
 def _check_predictions(pred: Any, data: RoutingData, what: str) -> FloatArray:
     arr = np.asarray(pred, dtype=np.float64)
     if arr.shape != (data.n_queries, data.n_models):
@@ -159,25 +186,44 @@ def curve_from_choices(
     choices: npt.NDArray[np.intp],
     data: RoutingData,
     cost_weights: Sequence[float] | FloatArray,
+    *,
+    total_costs: FloatArray | None = None,
 ) -> list[CurvePoint]:
     """Operating points from per-weight choices (see :func:`choices_for_weights`).
 
+    Args:
+        choices: ``(points, n)`` column of the answering model per query.
+        data: Evaluation data with complete scores and costs.
+        cost_weights: The knob value of each point.
+        total_costs: ``(points, n)`` USD actually spent per query, for routers that call more
+            than one model (see :class:`SimulatedOutcomes`); default: the chosen model's
+            recorded cost.
+
     Raises:
-        DataError: ``data`` is incomplete (missing scores or costs).
+        DataError: ``data`` is incomplete (missing scores or costs), or a shape is wrong.
     """
     costs = require_complete(data)
     weights = _check_weights(cost_weights)
     ch = np.asarray(choices, dtype=np.intp)
     if ch.shape != (len(weights), data.n_queries):
         raise DataError(f"choices have shape {ch.shape}; expected {(len(weights), data.n_queries)}")
+    spent = None
+    if total_costs is not None:
+        spent = np.asarray(total_costs, dtype=np.float64)
+        if spent.shape != ch.shape or not np.isfinite(spent).all() or (spent < 0).any():
+            raise DataError(
+                f"total costs must be finite, non-negative and of shape {ch.shape}; got "
+                f"shape {spent.shape}"
+            )
     rows = np.arange(data.n_queries)
     points = []
-    for w, idx in zip(weights, ch, strict=True):
+    for k, (w, idx) in enumerate(zip(weights, ch, strict=True)):
         counts = np.bincount(idx, minlength=data.n_models) / data.n_queries
+        paid = costs[rows, idx] if spent is None else spent[k]
         points.append(
             CurvePoint(
                 cost_weight=w,
-                mean_cost=float(costs[rows, idx].mean()),
+                mean_cost=float(paid.mean()),
                 mean_score=float(data.scores[rows, idx].mean()),
                 model_shares={m: float(counts[j]) for j, m in enumerate(data.models)},
             )

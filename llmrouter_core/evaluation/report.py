@@ -36,6 +36,7 @@ from llmrouter_core.data.core import RoutingData
 from llmrouter_core.errors import DataError, NotFittedError
 from llmrouter_core.evaluation.curve import (
     CurvePoint,
+    SimulatedOutcomes,
     ThresholdPoint,
     choices_for_weights,
     curve_from_choices,
@@ -60,6 +61,7 @@ from llmrouter_core.evaluation.metrics import (
 __all__ = [
     "RouterEvaluation",
     "SupportsEvaluation",
+    "SupportsSimulation",
     "TaskBreakdown",
     "TwoModelMetrics",
     "evaluate",
@@ -79,6 +81,15 @@ class SupportsEvaluation(Protocol):
     def predict(self, queries: Sequence[str]) -> tuple[Any, Any]: ...
 
     def sweep(self, n_points: int) -> Sequence[float]: ...
+
+
+class SupportsSimulation(Protocol):
+    """A router that may call several models per query (a cascade) and can replay what it
+    would do on recorded data: its answers come from ``data.responses`` and its cost per
+    query is the sum over every model it calls. :func:`evaluate` uses ``simulate`` when a
+    router has it."""
+
+    def simulate(self, data: RoutingData, cost_weights: Sequence[float]) -> SimulatedOutcomes: ...
 
 
 @dataclass(frozen=True)
@@ -339,8 +350,9 @@ def _task_breakdown(
     data: RoutingData,
     choices: np.ndarray[Any, Any],
     weights: Sequence[float],
+    total_costs: np.ndarray[Any, Any] | None = None,
 ) -> TaskBreakdown:
-    points = curve_from_choices(choices, data, weights)
+    points = curve_from_choices(choices, data, weights, total_costs=total_costs)
     singles = single_model_points(data)
     c_min, c_max = cost_range(data)
     best = _best_single(singles)
@@ -378,6 +390,12 @@ def evaluate(
     weights, routes every query at each weight, and averages the *measured* scores and costs of
     the chosen models.
 
+    A router with a ``simulate(data, cost_weights)`` method (a cascade, see
+    :class:`SupportsSimulation`) is replayed on the recorded answers instead: each point's
+    score is that of the answer the cascade keeps, and its cost is the sum of the recorded
+    costs of *every* model the cascade calls (``meta["mean_calls"]`` lists the mean number of
+    calls per point).
+
     Args:
         router: A fitted router (``models_``, ``predict``, ``sweep``).
         data: Evaluation data with complete scores and costs for every pool model (extra
@@ -401,12 +419,26 @@ def evaluate(
     if data.models != models:
         data = data.select_models(models)
     costs = require_complete(data)
-    start = time.perf_counter()
-    quality_pred, cost_pred = router.predict(data.queries)
-    predict_seconds = time.perf_counter() - start
     weights = [float(w) for w in router.sweep(n_points)]
-    choices = choices_for_weights(quality_pred, cost_pred, data, weights)
-    curve = curve_from_choices(choices, data, weights)
+    simulate = getattr(router, "simulate", None)
+    total_costs = None
+    meta = dict(meta or {})
+    start = time.perf_counter()
+    if callable(simulate):
+        outcomes = simulate(data, weights)
+        if not isinstance(outcomes, SimulatedOutcomes):
+            raise DataError(f"{label}.simulate() must return SimulatedOutcomes")
+        predict_seconds = time.perf_counter() - start
+        choices = np.asarray(outcomes.final, dtype=np.intp)
+        total_costs = np.asarray(outcomes.cost, dtype=np.float64)
+        if outcomes.calls is not None:
+            meta.setdefault("mean_calls", [float(c) for c in np.mean(outcomes.calls, axis=1)])
+        quality_pred = None
+    else:
+        quality_pred, cost_pred = router.predict(data.queries)
+        predict_seconds = time.perf_counter() - start
+        choices = choices_for_weights(quality_pred, cost_pred, data, weights)
+    curve = curve_from_choices(choices, data, weights, total_costs=total_costs)
 
     singles = single_model_points(data)
     c_min, c_max = cost_range(data)
@@ -424,10 +456,16 @@ def evaluate(
         tasks = np.asarray(data.tasks, dtype=object)
         for task in sorted(set(data.tasks)):
             mask = tasks == task
-            per_task[task] = _task_breakdown(task, data.subset(mask), choices[:, mask], weights)
+            per_task[task] = _task_breakdown(
+                task,
+                data.subset(mask),
+                choices[:, mask],
+                weights,
+                None if total_costs is None else total_costs[:, mask],
+            )
 
     two = None
-    if data.n_models == 2:
+    if data.n_models == 2 and quality_pred is not None:
         mc = costs.mean(axis=0)
         ms = data.scores.mean(axis=0)
         if mc[0] != mc[1] and ms[0] != ms[1]:
@@ -467,7 +505,7 @@ def evaluate(
         train_seconds=train_seconds,
         route_latency_ms=route_latency_ms,
         predict_seconds=predict_seconds,
-        meta=dict(meta or {}),
+        meta=meta,
     )
 
 

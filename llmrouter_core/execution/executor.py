@@ -205,6 +205,7 @@ class Executor:
         self.litellm_kwargs = dict(litellm_kwargs or {})
         self._litellm = import_litellm()
         self._services: dict[str, tuple[str, ...]] = {}
+        # Pool models outside the router's (callable with ``model=``) get theirs on first use.
         self._spec_kwargs = {name: _spec_call_kwargs(self.pool[name]) for name in self.models}
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
@@ -794,7 +795,13 @@ class Executor:
 
     def _call_kwargs(self, plan: _Plan, name: str, *, stream: bool = False) -> dict[str, Any]:
         spec = self.pool[name]
-        call = dict(self._spec_kwargs[name])
+        spec_kwargs = self._spec_kwargs.get(name)
+        if spec_kwargs is None:
+            from llmrouter_core.serve import ensure_providers
+
+            ensure_providers([spec])
+            spec_kwargs = self._spec_kwargs[name] = _spec_call_kwargs(spec)
+        call = dict(spec_kwargs)
         call.update(plan.kwargs)
         call["model"] = spec.litellm_model
         call["messages"] = plan.messages

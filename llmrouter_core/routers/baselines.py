@@ -1,19 +1,32 @@
-"""Baseline routers: random, cheapest, best single model, and the oracle (evaluation only)."""
+"""Baseline routers: random, cheapest, best single model, smallest and largest model, and the
+oracle (evaluation only)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.errors import DataError
+from llmrouter_core.pool import Pool
 from llmrouter_core.routers.base import Arrays, Router
 from llmrouter_core.routers.costs import CostModel
 
-__all__ = ["BestSingleRouter", "CheapestRouter", "OracleRouter", "RandomRouter"]
+__all__ = [
+    "BestSingleRouter",
+    "CheapestRouter",
+    "LargestRouter",
+    "OracleRouter",
+    "RandomRouter",
+    "SmallestRouter",
+    "pick_by_size",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class _ConstantQualityRouter(Router):
@@ -66,6 +79,122 @@ class CheapestRouter(_ConstantQualityRouter):
 
     def _fit(self, data: RoutingData) -> None:
         self.quality_ = np.zeros(data.n_models)
+
+
+def pick_by_size(
+    pool: Pool, mean_costs: Sequence[float], *, largest: bool
+) -> tuple[int, Literal["size", "price"]]:
+    """Index of the pool's smallest (or largest) model, and what decided it.
+
+    Sizes are each spec's :attr:`~llmrouter_core.pool.ModelSpec.size_b` (``params_b``, filled
+    from LLMRouter's ``size`` field, else read from the model's name). They are used only
+    when known for *every* model: comparing a 70B open model with a hosted model of unknown
+    size would be a guess. Otherwise the price decides: input + output price per 1M tokens
+    when every model has both, else the mean cost per query in the training data. Ties go to
+    the cheaper model (by price, then by mean training cost), then to the first in the pool.
+
+    Args:
+        pool: The models, in the router's column order.
+        mean_costs: Each model's mean cost per query in the training data (USD).
+        largest: Pick the largest (most expensive) model instead of the smallest.
+
+    Returns:
+        ``(index, basis)`` with ``basis`` ``"size"`` or ``"price"``.
+
+    Example:
+        >>> from llmrouter_core.pool import ModelSpec
+        >>> pool = Pool([ModelSpec("llama-2-70b-chat"), ModelSpec("mistral-7b-chat")])
+        >>> pick_by_size(pool, [0.0004, 0.0001], largest=False)
+        (1, 'size')
+    """
+    mean = [float(c) for c in mean_costs]
+    if len(mean) != len(pool):
+        raise DataError(f"{len(mean)} mean costs for a pool of {len(pool)} models")
+    if all(s.has_prices for s in pool):
+        price = [float((s.input_price or 0.0) + (s.output_price or 0.0)) for s in pool]
+    else:
+        price = mean
+    sizes = [s.size_b for s in pool]
+    basis: Literal["size", "price"]
+    if all(size is not None for size in sizes):
+        primary = [float(size or 0.0) for size in sizes]
+        basis = "size"
+    else:
+        unknown = [s.name for s, size in zip(pool, sizes, strict=True) if size is None]
+        logger.info("model sizes unknown for %s: picking by price", ", ".join(unknown))
+        primary, basis = price, "price"
+    sign = -1.0 if largest else 1.0
+    best = min(range(len(pool)), key=lambda j: (sign * primary[j], price[j], mean[j], j))
+    return best, basis
+
+
+class _SizeRouter(_ConstantQualityRouter):
+    """Always one fixed model, picked by size; the knob can only trade it for the cheapest."""
+
+    _largest: ClassVar[bool] = False
+    target_: str
+    basis_: str
+
+    def __init__(self) -> None:
+        pass
+
+    def _fit(self, data: RoutingData) -> None:
+        # Constant costs, as for "single": every operating point is one model for all queries.
+        self.cost_model_ = CostModel(per_query=False).fit(data)
+        j, basis = pick_by_size(self.pool_, data.mean_costs().tolist(), largest=self._largest)
+        self.target_, self.basis_ = data.models[j], basis
+        # A preference, not a quality estimate (like "cheapest"'s zeros): 1 for the target, 0
+        # for the rest. At cost weight 0 the target wins; a cost weight above
+        # 1 / (its cost - the cheapest cost) takes the cheapest model instead.
+        self.quality_ = np.zeros(data.n_models)
+        self.quality_[j] = 1.0
+
+    def _get_state(self) -> tuple[dict[str, Any], Arrays]:
+        return {"target": self.target_, "basis": self.basis_}, {"quality": self.quality_}
+
+    def _set_state(self, meta: dict[str, Any], arrays: Arrays) -> None:
+        super()._set_state(meta, arrays)
+        self.target_, self.basis_ = str(meta["target"]), str(meta["basis"])
+
+
+class SmallestRouter(_SizeRouter):
+    """Always the pool's smallest model (fewest parameters; by price when sizes are unknown).
+
+    Sizes come from the pool (``params_b``, or LLMRouter's ``size`` field) or, failing that,
+    from the model names (``"mistral-7b-chat"`` -> 7B); when any model's size is unknown, the
+    cheapest model by input + output price (or, without prices, by mean training cost) is
+    taken instead, and ``basis_`` says ``"price"``. See :func:`pick_by_size`.
+
+    Like ``single``, a constant router: its sweep visits the cheapest model (point 0) and the
+    smallest one.
+
+    Example:
+        >>> from llmrouter_core import get_router
+        >>> get_router("smallest").family
+        'baseline'
+    """
+
+    name = "smallest"
+    family = "baseline"
+    _largest = False
+
+
+class LargestRouter(_SizeRouter):
+    """Always the pool's largest model (most parameters; by price when sizes are unknown).
+
+    The mirror of ``smallest``: sizes from the pool or the model names; when any size is
+    unknown, the most expensive model by input + output price (or by mean training cost).
+    Its sweep visits the cheapest model (point 0) and the largest one.
+
+    Example:
+        >>> from llmrouter_core import get_router
+        >>> get_router("largest").name
+        'largest'
+    """
+
+    name = "largest"
+    family = "baseline"
+    _largest = True
 
 
 class RandomRouter(Router):

@@ -39,6 +39,8 @@ _BUILTIN: dict[str, str] = {
     "random": "llmrouter_core.routers.baselines:RandomRouter",
     "cheapest": "llmrouter_core.routers.baselines:CheapestRouter",
     "single": "llmrouter_core.routers.baselines:BestSingleRouter",
+    "smallest": "llmrouter_core.routers.baselines:SmallestRouter",
+    "largest": "llmrouter_core.routers.baselines:LargestRouter",
     "oracle": "llmrouter_core.routers.baselines:OracleRouter",
     "knn": "llmrouter_core.routers.supervised:KNNRouter",
     "linear": "llmrouter_core.routers.supervised:LinearRouter",
@@ -58,6 +60,9 @@ _BUILTIN: dict[str, str] = {
     "graph": "llmrouter_core.routers.graph:GraphRouter",
     "routerdc": "llmrouter_core.routers.contrastive:RouterDCRouter",
     "encoder": "llmrouter_core.routers.encoder:EncoderRouter",
+    "frugalgpt": "llmrouter_core.routers.cascade:FrugalGPTRouter",
+    "automix": "llmrouter_core.routers.cascade:AutoMixRouter",
+    "llm": "llmrouter_core.routers.llm:CausalLMRouter",
 }
 
 _registry: dict[str, Any] = dict(_BUILTIN)  # name -> "module:Class" or class

@@ -84,6 +84,31 @@ def test_cost_comes_from_litellm_or_the_pool_prices(
     assert unknown.decision is not None and unknown.decision.router == "forced"
 
 
+def test_a_pool_model_outside_the_router_can_be_named(
+    knn_router: Any, arc: Any, query: str
+) -> None:
+    """``model=`` may name any pool model, e.g. a verifier the router never routes to."""
+    from llmrouter_core.pool import ModelSpec
+
+    base = mocked_pool(knn_router, arc)
+    extra = ModelSpec(
+        "verifier",
+        litellm_model="openai/verifier",
+        input_price=1.0,
+        output_price=2.0,
+        extra={"litellm_kwargs": {"mock_response": "Correct"}},
+    )
+    ex = make(knn_router, Pool([*base, extra]))
+    assert "verifier" not in ex.models
+    result = ex.complete(query, model="verifier")
+    assert (result.answer, result.model) == ("Correct", "verifier")
+    expected = extra.estimate_cost(result.input_tokens, result.output_tokens)
+    assert result.cost == pytest.approx(expected)
+    assert asyncio.run(ex.acomplete(query, model="verifier")).answer == "Correct"
+    # Routing still only ever picks the router's models.
+    assert ex.complete(query).model in ex.models
+
+
 def test_rate_limit_is_retried_then_falls_back(
     knn_router: Any, arc: Any, query: str, litellm: Any
 ) -> None:
