@@ -5,9 +5,9 @@ no network), on real RouterBench prompts, so the difference is what the executio
 routing, eligibility checks, the budget reservation, key selection, cost and the result.
 
 1. Latency: p50 / p90 per call over ``--calls`` sequential calls, interleaved with direct
-   calls in random order so that machine noise hits both alike. Reported with a trained kNN
-   router and with the constant "single" baseline (whose routing costs almost nothing), plus
-   the routing time alone.
+   calls in random order so that machine noise hits both alike. Reported with the constant
+   "single" baseline (whose routing costs almost nothing), the default router (``auto``) and
+   a trained kNN router (the slowest to route), plus the routing time alone.
 2. The layer alone: the same calls with LiteLLM's ``completion`` replaced by a prebuilt
    response, which isolates routing plus the layer's own work from LiteLLM's timing noise.
 3. Throughput: ``--concurrency`` concurrent async requests (default 200) under a shared
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -143,18 +144,36 @@ def layer_alone(router: Any, pool: Any, queries: list[str], calls: int) -> dict[
     }
 
 
-async def _drain() -> None:
-    """Wait (outside any timed region) until LiteLLM's background tasks of a round are done.
+def _litellm_backlog() -> int:
+    """LiteLLM's queued or running background work: success handlers in its logging thread
+    pool and coroutines in its async logging worker (0 when idle or unknown)."""
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+        from litellm.litellm_core_utils.thread_pool_executor import executor
+    except ImportError:  # another LiteLLM layout: nothing to wait for
+        return 0
+    pending = GLOBAL_LOGGING_WORKER.pending_count
+    busy = pending() if callable(pending) else int(pending)
+    slots = getattr(executor, "_pending_slots", None)
+    cap = getattr(executor, "_max_pending_tasks", None)
+    if slots is not None and cap is not None:
+        busy += cap - slots._value
+    return int(busy)
 
-    LiteLLM schedules success logging and cost bookkeeping as tasks after a call returns; left
-    pending, they would run inside whichever round is timed next and bias the comparison.
+
+async def _drain() -> None:
+    """Wait (outside any timed region) until LiteLLM's background work of a round is done.
+
+    After a call returns, LiteLLM runs success logging and cost bookkeeping in a thread pool
+    and an async worker; left running, that work would compete (for the GIL) with whichever
+    round is timed next and bias the comparison.
     """
-    current = asyncio.current_task()
-    for _ in range(200):
-        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        if not pending:
-            return
+    for _ in range(1000):
+        if _litellm_backlog() == 0:
+            break
         await asyncio.sleep(0.005)
+    await asyncio.sleep(0.02)
+    gc.collect()  # both sides start their round from a collected heap
 
 
 async def _direct_round(queries: list[str]) -> tuple[float, int]:
@@ -260,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     train, test = data.split("train"), data.split("test")
     queries = [str(q) for q in test.queries]
     report: dict[str, Any] = {}
-    for name in ("single", "knn"):
+    for name in ("single", "auto", "knn"):
         router, pool = build(name, train)
         report[name] = {
             "layer": layer_alone(router, pool, queries, args.calls),
