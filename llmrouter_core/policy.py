@@ -35,6 +35,7 @@ __all__ = [
     "ThresholdPolicy",
     "choose",
     "rank",
+    "rank_rows",
     "utilities",
 ]
 
@@ -139,3 +140,38 @@ def rank(
     # Make the head agree exactly with `choose` (quantisation may split a near-tie).
     head = int(choose(q[None], c[None], cost_weight, ok[None])[0])
     return np.asarray(np.concatenate(([head], order[order != head])), dtype=np.intp)
+
+
+def rank_rows(
+    quality: npt.NDArray[np.float64],
+    cost: npt.NDArray[np.float64],
+    cost_weight: float,
+    allowed: npt.NDArray[np.bool_] | None = None,
+) -> list[npt.NDArray[np.intp]]:
+    """:func:`rank` of every row of ``quality``/``cost`` (shape ``(n, m)``), vectorised.
+
+    ``rank_rows(q, c, w, a)[i]`` equals ``rank(q[i], c[i], w, a[i])`` for every row.
+
+    Example:
+        >>> q = np.array([[0.9, 0.5], [0.5, 0.5]])
+        >>> c = np.array([[2.0, 1.0], [2.0, 1.0]])
+        >>> [r.tolist() for r in rank_rows(q, c, 0.0)]
+        [[0, 1], [1, 0]]
+    """
+    q = np.atleast_2d(np.asarray(quality, dtype=np.float64))
+    c = np.atleast_2d(np.asarray(cost, dtype=np.float64))
+    u = utilities(q, c, cost_weight)
+    ok = _allowed(allowed, u.shape)
+    key = np.round(u / _TIE_TOLERANCE) if not math.isinf(cost_weight) else u
+    index = np.broadcast_to(np.arange(u.shape[1]), u.shape)
+    order = np.lexsort((index, c, -key), axis=-1)
+    head = choose(q, c, cost_weight, ok)
+    order_ok = np.take_along_axis(ok, order, axis=1)
+    rows: list[npt.NDArray[np.intp]] = []
+    for i in range(u.shape[0]):
+        row = order[i][order_ok[i]]
+        h = head[i]
+        if row[0] != h:
+            row = np.concatenate(([h], row[row != h]))
+        rows.append(np.asarray(row, dtype=np.intp))
+    return rows

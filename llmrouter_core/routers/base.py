@@ -33,6 +33,7 @@ from llmrouter_core.policy import (
     ThresholdPolicy,
     choose,
     rank,
+    rank_rows,
 )
 from llmrouter_core.pool import ModelSpec, Pool
 from llmrouter_core.routers.costs import CostModel
@@ -323,15 +324,19 @@ class Router:
         q, c = self.predict(queries)
         mask = self._allowed_mask(allowed, c, max_cost)
         models = self.models_
+        # One lambda for the batch: rank every row at once; the threshold form has one per row.
+        orders = rank_rows(q, c, weight, mask) if threshold is None else []
+        q_rows, c_rows = q.tolist(), c.tolist()
         out = []
         for i in range(q.shape[0]):
-            row_mask = None if mask is None else mask[i]
             if threshold is not None:
                 weight = self._threshold_weight(q[i], c[i], threshold)
-            order = rank(q[i], c[i], weight, row_mask)
+                order = rank(q[i], c[i], weight, None if mask is None else mask[i])
+            else:
+                order = orders[i]
             chosen = models[order[0]]
-            quality = dict(zip(models, q[i].tolist(), strict=True))
-            cost = dict(zip(models, c[i].tolist(), strict=True))
+            quality = dict(zip(models, q_rows[i], strict=True))
+            cost = dict(zip(models, c_rows[i], strict=True))
             out.append(
                 Decision(
                     model=chosen,

@@ -19,7 +19,7 @@ from llmrouter_core import (
     register_router,
 )
 from llmrouter_core.errors import PersistenceError, UnknownRouterError
-from llmrouter_core.policy import choose, rank
+from llmrouter_core.policy import choose, rank, rank_rows
 from llmrouter_core.routers.baselines import BestSingleRouter
 
 
@@ -124,3 +124,30 @@ def test_threshold_form_on_a_two_model_pool(rb_small) -> None:  # type: ignore[n
     shares = [np.mean([d.model == pair[1] for d in router.route_batch(test.queries, threshold=t)])
               for t in (0.0, 0.1, 0.2, 0.4)]
     assert shares == sorted(shares, reverse=True)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 40.0, math.inf])
+def test_rank_rows_equals_rank_per_row(weight: float) -> None:
+    rng = np.random.default_rng(7)
+    n, m = 300, 6
+    # Coarse values make exact and near ties common (equal quality, equal cost, both).
+    q = rng.integers(0, 4, size=(n, m)) / 4.0
+    q[::7] += 1e-12  # near-ties inside the tolerance
+    c = rng.integers(1, 4, size=(n, m)) / 100.0
+    mask = rng.random((n, m)) < 0.8
+    mask[np.arange(n), rng.integers(0, m, size=n)] = True  # every row keeps a model
+    for allowed in (None, mask):
+        rows = rank_rows(q, c, weight, allowed)
+        assert len(rows) == n
+        for i in range(n):
+            expected = rank(q[i], c[i], weight, None if allowed is None else allowed[i])
+            assert rows[i].tolist() == expected.tolist()
+
+
+def test_route_batch_equals_route(rb_small) -> None:  # type: ignore[no-untyped-def]
+    train, test = rb_small
+    router = get_router("linear", alpha=1.0, blend=1.0).fit(train)
+    queries = list(test.queries[:40])
+    for kwargs in ({}, {"cost_weight": 200.0}, {"allowed": router.models_[:3]}):
+        batch = router.route_batch(queries, **kwargs)
+        assert batch == [router.route(q, **kwargs) for q in queries]
