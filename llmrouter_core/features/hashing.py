@@ -59,6 +59,7 @@ class HashingEmbedder:
         self.idf_: npt.NDArray[np.float32] | None = None
         self._lock = threading.Lock()
         self._vectorizers: Any = None
+        self._fit_counts: tuple[list[str], Any] | None = None
 
     # The character n-gram vectoriser is stateless: build it lazily (import cost) and once.
     def _vecs(self) -> Any:
@@ -84,19 +85,27 @@ class HashingEmbedder:
 
         The same features as scikit-learn's ``HashingVectorizer(ngram_range=(1, 2))`` with
         non-negative signed-32-bit murmurhash3, without its per-call validation overhead
-        (which dominated the latency of routing one query).
+        (which dominated the latency of routing one query). Within one call each distinct
+        n-gram is hashed once: a training set repeats its words and word pairs many times.
         """
         import scipy.sparse as sp
         from sklearn.utils import murmurhash3_32
 
         n = self.n_features
+        index: dict[str, int] = {}
+
+        def slot(gram: str) -> int:
+            h = int(abs(murmurhash3_32(gram, seed=0))) % n
+            index[gram] = h
+            return h
+
         indptr = [0]
         indices: list[int] = []
         data: list[float] = []
         for doc in docs:
             tokens = _TOKEN.findall(doc.lower())
-            grams = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
-            counts = Counter(abs(murmurhash3_32(g, seed=0)) % n for g in grams)
+            grams = tokens + list(map(" ".join, zip(tokens, tokens[1:])))
+            counts = Counter([index[g] if g in index else slot(g) for g in grams])
             indices.extend(counts.keys())
             data.extend(counts.values())
             indptr.append(len(indices))
@@ -121,12 +130,33 @@ class HashingEmbedder:
         df = np.bincount(x.indices, minlength=self.n_features).astype(np.float64)
         n = x.shape[0]
         self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+        # Routers transform their training texts right after fitting: keep the counts for
+        # that one call (matched by the identity of every text), so they are not recounted.
+        self._fit_counts = (list(texts), x)
         return self
+
+    def fit_transform(self, texts: Sequence[str]) -> Any:
+        """``fit(texts)`` then ``transform(texts)``, counting the n-grams once."""
+        return self.fit(texts).transform(texts)
+
+    def _take_fit_counts(self, texts: Sequence[str]) -> Any:
+        """The counts kept by :meth:`fit` if ``texts`` are the fitted texts (consumed by the
+        first :meth:`transform` after ``fit``, whatever its texts)."""
+        with self._lock:
+            memo, self._fit_counts = self._fit_counts, None
+        if memo is None:
+            return None
+        kept, counts = memo
+        if len(kept) != len(texts) or any(a is not b for a, b in zip(kept, texts)):
+            return None
+        return counts
 
     def transform(self, texts: Sequence[str]) -> Any:
         if self.idf_ is None:
             raise NotFittedError("HashingEmbedder is not fitted; call fit(texts) first")
-        x = self._counts(texts)
+        x = self._take_fit_counts(texts)
+        if x is None:
+            x = self._counts(texts)
         if x.shape[0] == 0:
             return x
         x.data *= self.idf_[x.indices]

@@ -187,6 +187,15 @@ class AutoRouter(ZooRouter):
         return _SPARSE
 
     def _fit_inputs(self, x: Any, data: RoutingData) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # The members' problems are small (a few thousand rows, tens of dense columns): BLAS
+        # and OpenMP threads (k-means) cost more than they save, and on a busy machine they
+        # make each step several times slower.
+        with threadpool_limits(limits=1):
+            self._fit_members(x, data)
+
+    def _fit_members(self, x: Any, data: RoutingData) -> None:
         # ZooRouter._fit passes the embedder output here (AutoRouter has no projector of its
         # own); the latent-vector members share one projection.
         members = [self._member(n) for n in self.members]

@@ -48,6 +48,14 @@ def _unpack_matrix(prefix: str, arrays: Arrays) -> Any:
     )
 
 
+def _drop_columns(x: Any, drop: Any) -> Any:
+    """A CSR copy of ``x`` without the entries of the columns where ``drop`` is true."""
+    csr = sp.csr_matrix(x, copy=True)
+    csr.data[drop[csr.indices]] = 0
+    csr.eliminate_zeros()
+    return csr
+
+
 class Head:
     """Maps a feature matrix to predicted quality per model, ``(n, m)`` in [0, 1]."""
 
@@ -65,10 +73,17 @@ class LinearHead(Head):
 
     kind = "linear"
 
-    def __init__(self, coef: FloatArray, intercept: FloatArray, link: str = "identity") -> None:
-        # coef is (d, m); stored sparse when mostly zero (hashed features unseen in training).
-        coef = np.asarray(coef, dtype=np.float32)
-        self.coef: Any = sp.csr_matrix(coef) if np.mean(coef == 0) > 0.5 else coef
+    def __init__(self, coef: Any, intercept: FloatArray, link: str = "identity") -> None:
+        # coef is (d, m), dense or sparse; stored sparse when mostly zero (hashed features
+        # unseen in training).
+        if sp.issparse(coef):
+            csr = sp.csr_matrix(coef, dtype=np.float32, copy=True)
+            csr.eliminate_zeros()
+            size = csr.shape[0] * csr.shape[1]
+            self.coef: Any = csr if csr.nnz < 0.5 * size else csr.toarray()
+        else:
+            coef = np.asarray(coef, dtype=np.float32)
+            self.coef = sp.csr_matrix(coef) if np.mean(coef == 0) > 0.5 else coef
         self.intercept = np.asarray(intercept, dtype=np.float64)
         if link not in {"identity", "logistic"}:
             raise ValueError(f"unknown link {link!r}")
@@ -122,6 +137,33 @@ class KNNHead(Head):
     def similarities(self, x: Any) -> FloatArray:
         """Cosine similarity of each row of ``x`` to every training query."""
         return _dot(x, self.x_train_t)
+
+    def similarities_many(self, x: Any, n_dense: int = 512) -> FloatArray:
+        """:meth:`similarities` for a large batch (equal up to float32 rounding).
+
+        Sparse text features share a few very frequent columns (common words), which make a
+        sparse-times-sparse product slow when both sides have many rows. Here the
+        ``n_dense`` columns most frequent in training are multiplied as dense blocks (BLAS)
+        and only the rest as sparse matrices. Training uses it (cross-validation,
+        calibration); routing keeps :meth:`similarities`, whose result does not depend on
+        the batch.
+        """
+        if not (sp.issparse(x) and sp.issparse(self.x_train)):
+            return self.similarities(x)
+        from threadpoolctl import threadpool_limits
+
+        train = sp.csr_matrix(self.x_train)
+        df = np.bincount(train.indices, minlength=train.shape[1])
+        n_freq = min(int(n_dense), int(np.count_nonzero(df)))
+        freq = np.zeros(train.shape[1], dtype=bool)
+        freq[np.argsort(-df, kind="stable")[:n_freq]] = True
+        cols = np.flatnonzero(freq)
+        x = sp.csr_matrix(x)
+        # One product of a few hundred columns: BLAS threads cost more than they save.
+        with threadpool_limits(limits=1, user_api="blas"):
+            out = np.asarray(x[:, cols].toarray() @ train[:, cols].toarray().T, dtype=np.float64)
+        out += _dot(_drop_columns(x, freq), _drop_columns(train, freq).T.tocsr())
+        return out
 
     def predict(self, x: Any) -> FloatArray:
         return self.predict_from_similarities(self.similarities(x))

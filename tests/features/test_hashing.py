@@ -83,3 +83,29 @@ def test_char_ngrams_catch_typos(train_prompts: list[str]) -> None:
     x = chars.transform([a, b]).toarray()
     y = words_only.transform([a, b]).toarray()
     assert float(x[0] @ x[1]) > float(y[0] @ y[1])
+
+
+def test_transform_right_after_fit_reuses_the_counts(train_prompts: list[str]) -> None:
+    reference = HashingEmbedder(n_features=N).fit(train_prompts)
+    expected = reference.transform(list(train_prompts)).toarray()  # a copy: counts afresh
+    emb = HashingEmbedder(n_features=N)
+    np.testing.assert_array_equal(emb.fit_transform(train_prompts).toarray(), expected)
+    # fit, then the same texts (a copied list of the same strings): the kept counts.
+    emb.fit(train_prompts)
+    np.testing.assert_array_equal(emb.transform(list(train_prompts)).toarray(), expected)
+    # The counts are used once; later calls count again and agree.
+    np.testing.assert_array_equal(emb.transform(train_prompts).toarray(), expected)
+    # fit, then other texts first: the kept counts are dropped, never mixed up.
+    emb.fit(train_prompts)
+    other = emb.transform(train_prompts[:3])
+    np.testing.assert_array_equal(other.toarray(), expected[:3])
+    np.testing.assert_array_equal(emb.transform(train_prompts).toarray(), expected)
+
+
+def test_equal_but_distinct_texts_are_counted_afresh(train_prompts: list[str]) -> None:
+    emb = HashingEmbedder(n_features=N).fit(train_prompts)
+    copies = ["".join(list(t)) for t in train_prompts]  # equal strings, other objects
+    reference = HashingEmbedder(n_features=N).fit(train_prompts)
+    np.testing.assert_array_equal(
+        emb.transform(copies).toarray(), reference.transform(copies).toarray()
+    )
