@@ -20,8 +20,16 @@ from llmrouter_core.errors import NotFittedError
 
 __all__ = ["HashingEmbedder"]
 
-# scikit-learn's default token pattern: words of two or more word characters.
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+# scikit-learn's token pattern ``(?u)\b\w\w+\b``: a greedy run of two or more word
+# characters always ends and (scanning left to right) starts at a word boundary, so the
+# boundary checks are implied; without them the scan is about 25% faster.
+_TOKEN = re.compile(r"\w\w+")
+
+# n-gram -> murmurhash3 slot, per number of features, shared by every embedder of the process:
+# routed queries reuse most of their words, so most n-grams are hashed once per process.
+# Bounded: cleared when it outgrows _SLOT_CACHE_MAX entries.
+_SLOT_CACHE: dict[int, dict[str, int]] = {}
+_SLOT_CACHE_MAX = 1_000_000
 
 
 class HashingEmbedder:
@@ -85,14 +93,16 @@ class HashingEmbedder:
 
         The same features as scikit-learn's ``HashingVectorizer(ngram_range=(1, 2))`` with
         non-negative signed-32-bit murmurhash3, without its per-call validation overhead
-        (which dominated the latency of routing one query). Within one call each distinct
-        n-gram is hashed once: a training set repeats its words and word pairs many times.
+        (which dominated the latency of routing one query). Each distinct n-gram is hashed
+        once per process (a bounded cache): texts repeat their words and word pairs.
         """
         import scipy.sparse as sp
         from sklearn.utils import murmurhash3_32
 
         n = self.n_features
-        index: dict[str, int] = {}
+        index = _SLOT_CACHE.setdefault(n, {})
+        if len(index) > _SLOT_CACHE_MAX:
+            index.clear()
 
         def slot(gram: str) -> int:
             h = int(abs(murmurhash3_32(gram, seed=0))) % n

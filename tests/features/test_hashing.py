@@ -109,3 +109,25 @@ def test_equal_but_distinct_texts_are_counted_afresh(train_prompts: list[str]) -
     np.testing.assert_array_equal(
         emb.transform(copies).toarray(), reference.transform(copies).toarray()
     )
+
+
+def test_word_counts_equal_scikit_learns_hashing_vectorizer(train_prompts: list[str]) -> None:
+    """The fast counting path gives exactly scikit-learn's hashed word 1-2-gram counts."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    texts = [
+        *train_prompts[:150],
+        "",
+        "a b c",
+        "x",
+        "Größe straße ÉCOLE 東京 tokyo_2024 it's e-mail a1 __init__",
+        "tabs\tand\nnew lines, punctuation!!! and    spaces",
+    ]
+    for n in (N, 2**18):
+        ours = HashingEmbedder(n_features=n, char_ngrams=False)._word_counts(
+            [t.lower() for t in texts]
+        )
+        ref = HashingVectorizer(
+            ngram_range=(1, 2), n_features=n, alternate_sign=False, norm=None, lowercase=False
+        ).transform([t.lower() for t in texts])
+        assert (ours != ref.astype(np.float32)).nnz == 0
