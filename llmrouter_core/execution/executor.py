@@ -26,6 +26,7 @@ import os
 import random
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1116,6 +1117,50 @@ class StreamedResponse:
 
     chunks: tuple[Any, ...]
     usage: Any = None
+
+    def tool_calls(self, *, fill_ids: bool = False) -> list[dict[str, Any]]:
+        """The tool calls assembled from the chunks' deltas, in index order, as OpenAI-style
+        dicts ``{"id", "type", "function": {"name", "arguments"}}`` (arguments: the JSON text).
+
+        Args:
+            fill_ids: Give a call whose chunks carried no id a fresh ``call_...`` id.
+
+        Example:
+            >>> from types import SimpleNamespace as NS
+            >>> def chunk(**call):
+            ...     delta = NS(tool_calls=[NS(**call)])
+            ...     return NS(choices=[NS(delta=delta)])
+            >>> fn = NS(name="add", arguments='{"a": ')
+            >>> parts = [chunk(index=0, id="c1", function=fn),
+            ...          chunk(index=0, id=None, function=NS(name=None, arguments="1}"))]
+            >>> StreamedResponse(tuple(parts)).tool_calls()[0]["function"]
+            {'name': 'add', 'arguments': '{"a": 1}'}
+        """
+        calls: dict[int, dict[str, Any]] = {}
+        for chunk in self.chunks:
+            try:
+                deltas = chunk.choices[0].delta.tool_calls or []
+            except (AttributeError, IndexError, TypeError):
+                continue
+            for delta in deltas:
+                index = int(getattr(delta, "index", 0) or 0)
+                entry = calls.setdefault(
+                    index,
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                if getattr(delta, "id", None):
+                    entry["id"] = delta.id
+                fn = getattr(delta, "function", None)
+                if fn is not None:
+                    if getattr(fn, "name", None):
+                        entry["function"]["name"] = fn.name
+                    if getattr(fn, "arguments", None):
+                        entry["function"]["arguments"] += fn.arguments
+        out = [calls[i] for i in sorted(calls)]
+        if fill_ids:
+            for call in out:
+                call["id"] = call["id"] or f"call_{uuid.uuid4().hex[:12]}"
+        return out
 
 
 def _stream_response(chunks: list[Any]) -> StreamedResponse:

@@ -27,7 +27,7 @@ from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.routers.base import Arrays, _check_queries
 from llmrouter_core.routers.costs import CostModel
 from llmrouter_core.routers.heads import Head, _pack_matrix, _unpack_matrix, head_from_state
-from llmrouter_core.routers.selection import kfold
+from llmrouter_core.routers.selection import kfold, select_blend
 from llmrouter_core.routers.supervised import SupervisedRouter
 
 __all__ = [
@@ -590,7 +590,6 @@ class ZooRouter(SupervisedRouter):
         self, x: Any, data: RoutingData, candidates: list[dict[str, Any]]
     ) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
         # Same as SupervisedRouter._select, with the feature cost model's predictions.
-        from llmrouter_core.routers.selection import cv_aiq
         from llmrouter_core.routers.supervised import BLEND_GRID
 
         y = data.scores
@@ -598,19 +597,12 @@ class ZooRouter(SupervisedRouter):
         cost_pred = self._train_cost_predictions(data)
         blends = BLEND_GRID if self.blend is None else (float(self.blend),)
         folds = list(kfold(data.n_queries, self.cv, self.random_state))
-        report: list[dict[str, Any]] = []
-        best: tuple[float, dict[str, Any], float] | None = None
         oofs, prior_oof = self._oof_all(x, y, candidates, folds)
-        for params, oof in zip(candidates, oofs, strict=True):
-            for b in blends:
-                q = b * oof + (1.0 - b) * prior_oof
-                score = cv_aiq(q, cost_pred, y, costs)
-                report.append({"params": params, "blend": b, "cv_aiq": score})
-                if best is None or score > best[0] + 1e-12:
-                    best = (score, params, b)
-        assert best is not None
-        logger.info("%s: chose %s, blend %.2f (cv AIQ %.4f)", self.name, best[1], best[2], best[0])
-        return best[1], best[2], report
+        params, blend, score, report = select_blend(
+            candidates, oofs, prior_oof, blends, cost_pred, y, costs
+        )
+        logger.info("%s: chose %s, blend %.2f (cv AIQ %.4f)", self.name, params, blend, score)
+        return params, blend, report
 
     # -- prediction --------------------------------------------------------
     def _quality_from_inputs(self, z: Any) -> FloatArray:

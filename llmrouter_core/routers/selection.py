@@ -7,7 +7,8 @@ queries' measured outcomes; test data is never looked at.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +16,7 @@ import numpy.typing as npt
 from llmrouter_core.data.core import FloatArray
 from llmrouter_core.policy import choose
 
-__all__ = ["cv_aiq", "kfold"]
+__all__ = ["cv_aiq", "kfold", "select_blend"]
 
 
 def kfold(
@@ -60,3 +61,39 @@ def cv_aiq(
     if c_max <= c_min:
         return max(p[1] for p in points)
     return float(aiq(points, c_min, c_max))
+
+
+def select_blend(
+    candidates: Sequence[dict[str, Any]],
+    oofs: Sequence[FloatArray],
+    prior_oof: FloatArray,
+    blends: Sequence[float],
+    cost_pred: FloatArray,
+    scores: FloatArray,
+    costs: FloatArray,
+) -> tuple[dict[str, Any], float, float, list[dict[str, Any]]]:
+    """The hyperparameters and scorer-vs-prior blend with the best :func:`cv_aiq`.
+
+    Args:
+        candidates: Hyperparameter settings, one per entry of ``oofs``.
+        oofs: Out-of-fold quality predictions of each setting, ``(n, m)``.
+        prior_oof: Out-of-fold per-model mean scores, ``(n, m)``.
+        blends: Weights ``b`` of the scorer in ``b x oof + (1 - b) x prior``.
+        cost_pred: Predicted costs used to route, ``(n, m)``.
+        scores, costs: Measured outcomes, ``(n, m)``.
+
+    Returns:
+        ``(params, blend, cv_aiq, report)``: the first best setting (ties keep the earlier
+        candidate and blend) and one report row per (setting, blend).
+    """
+    report: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, Any], float] | None = None
+    for params, oof in zip(candidates, oofs, strict=True):
+        for b in blends:
+            score = cv_aiq(b * oof + (1.0 - b) * prior_oof, cost_pred, scores, costs)
+            report.append({"params": params, "blend": b, "cv_aiq": score})
+            if best is None or score > best[0] + 1e-12:
+                best = (score, params, b)
+    if best is None:
+        raise ValueError("select_blend needs at least one candidate and one blend")
+    return best[1], best[2], best[0], report

@@ -44,7 +44,7 @@ from llmrouter_core.features.base import Embedder
 from llmrouter_core.routers._solvers import Design, Projection, ridge_path, soft_logistic_path
 from llmrouter_core.routers.base import Arrays, Router
 from llmrouter_core.routers.heads import Head, KNNHead, LinearHead, MLPHead, head_from_state
-from llmrouter_core.routers.selection import cv_aiq, kfold
+from llmrouter_core.routers.selection import kfold, select_blend
 
 __all__ = [
     "KNNRouter",
@@ -164,19 +164,12 @@ class SupervisedRouter(Router):
         cost_pred = self.cost_model_.predict(data.queries)
         blends = BLEND_GRID if self.blend is None else (float(self.blend),)
         folds = list(kfold(data.n_queries, self.cv, self.random_state))
-        report: list[dict[str, Any]] = []
-        best: tuple[float, dict[str, Any], float] | None = None
         oofs, prior_oof = self._oof_all(x, y, candidates, folds)
-        for params, oof in zip(candidates, oofs, strict=True):
-            for b in blends:
-                q = b * oof + (1.0 - b) * prior_oof
-                score = cv_aiq(q, cost_pred, y, costs)
-                report.append({"params": params, "blend": b, "cv_aiq": score})
-                if best is None or score > best[0] + 1e-12:
-                    best = (score, params, b)
-        assert best is not None
-        logger.info("%s: chose %s, blend %.2f (cv AIQ %.4f)", self.name, best[1], best[2], best[0])
-        return best[1], best[2], report
+        params, blend, score, report = select_blend(
+            candidates, oofs, prior_oof, blends, cost_pred, y, costs
+        )
+        logger.info("%s: chose %s, blend %.2f (cv AIQ %.4f)", self.name, params, blend, score)
+        return params, blend, report
 
     def _calibrate(self, queries: Sequence[str]) -> dict[str, list[float]]:
         try:

@@ -283,35 +283,11 @@ def _final_chunks(result: Any) -> Iterator[dict[str, Any]]:
 
     calls: list[dict[str, Any]] = []
     if isinstance(result.response, StreamedResponse):
-        calls = streamed_tool_calls(result.response.chunks)
+        calls = result.response.tool_calls()
     usage = usage_block(result)
     for i, call in enumerate(calls):
         yield _stream_chunk("", tool={**call, "index": i})
     yield _stream_chunk("", last=True, usage=usage, reason="tool_calls" if calls else "stop")
-
-
-def streamed_tool_calls(chunks: Any) -> list[dict[str, Any]]:
-    """Tool calls assembled from the deltas of streamed LiteLLM chunks."""
-    calls: dict[int, dict[str, Any]] = {}
-    for chunk in chunks:
-        try:
-            deltas = chunk.choices[0].delta.tool_calls or []
-        except (AttributeError, IndexError, TypeError):
-            continue
-        for delta in deltas:
-            index = int(getattr(delta, "index", 0) or 0)
-            entry = calls.setdefault(
-                index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
-            )
-            if getattr(delta, "id", None):
-                entry["id"] = delta.id
-            fn = getattr(delta, "function", None)
-            if fn is not None:
-                if getattr(fn, "name", None):
-                    entry["function"]["name"] = fn.name
-                if getattr(fn, "arguments", None):
-                    entry["function"]["arguments"] += fn.arguments
-    return [calls[i] for i in sorted(calls)]
 
 
 def _make_handler() -> Any:

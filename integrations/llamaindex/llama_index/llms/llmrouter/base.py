@@ -387,7 +387,7 @@ def from_execution_result(result: Any, *, streamed_text: str | None = None) -> C
 
     text = result.answer if streamed_text is None else streamed_text
     if isinstance(result.response, StreamedResponse):
-        calls = _streamed_tool_calls(result.response.chunks)
+        calls = result.response.tool_calls(fill_ids=True)
     else:
         calls = [_tool_call_dict(c) for c in result.tool_calls]
     blocks: list[Any] = [TextBlock(text=text)] if text else []
@@ -472,32 +472,6 @@ def _tool_call_dict(call: Any) -> dict[str, Any]:
             "arguments": args if isinstance(args, str) else json.dumps(args or {}),
         },
     }
-
-
-def _streamed_tool_calls(chunks: Sequence[Any]) -> list[dict[str, Any]]:
-    calls: dict[int, dict[str, Any]] = {}
-    for chunk in chunks:
-        try:
-            deltas = chunk.choices[0].delta.tool_calls or []
-        except (AttributeError, IndexError, TypeError):
-            continue
-        for delta in deltas:
-            index = int(getattr(delta, "index", 0) or 0)
-            entry = calls.setdefault(
-                index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
-            )
-            if getattr(delta, "id", None):
-                entry["id"] = delta.id
-            fn = getattr(delta, "function", None)
-            if fn is not None:
-                if getattr(fn, "name", None):
-                    entry["function"]["name"] = fn.name
-                if getattr(fn, "arguments", None):
-                    entry["function"]["arguments"] += fn.arguments
-    out = [calls[i] for i in sorted(calls)]
-    for call in out:
-        call["id"] = call["id"] or f"call_{uuid.uuid4().hex[:12]}"
-    return out
 
 
 def _parse_args(arguments: Any) -> dict[str, Any] | str:
