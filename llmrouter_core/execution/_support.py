@@ -150,17 +150,22 @@ def litellm_model_info(litellm: Any, model: str) -> dict[str, Any] | None:
     return info
 
 
-def supports(litellm: Any, spec: ModelSpec, capability: Literal["tools", "json_schema"]) -> bool:
+_CAPABILITY_KEYS = {
+    "tools": ("supports_tools", "supports_function_calling"),
+    "json_schema": ("supports_json_schema", "supports_response_schema"),
+    "vision": ("supports_vision", "supports_vision"),
+}
+
+
+def supports(
+    litellm: Any, spec: ModelSpec, capability: Literal["tools", "json_schema", "vision"]
+) -> bool:
     """Whether ``spec`` can serve ``capability`` (the pool's flag, else LiteLLM's table)."""
-    if capability == "tools" and spec.supports_tools:
-        return True
-    if capability == "json_schema" and spec.supports_json_schema:
+    flag, key = _CAPABILITY_KEYS[capability]
+    if getattr(spec, flag):
         return True
     info = litellm_model_info(litellm, spec.litellm_model)
-    if not info:
-        return False
-    key = "supports_function_calling" if capability == "tools" else "supports_response_schema"
-    return bool(info.get(key))
+    return bool(info and info.get(key))
 
 
 def context_window(litellm: Any, spec: ModelSpec) -> int | None:

@@ -244,13 +244,7 @@ class Executor:
         """Whether pool model ``model`` can serve ``capability`` (``"tools"``,
         ``"json_schema"`` or ``"vision"``): the pool's flag, else LiteLLM's bundled table. The
         project's own providers (``replay/``, ``local/``) have only the pool's flags."""
-        spec = self.pool[model]
-        if capability == "vision":
-            if spec.supports_vision:
-                return True
-            info = sup.litellm_model_info(self._litellm, spec.litellm_model) or {}
-            return bool(info.get("supports_vision"))
-        return sup.supports(self._litellm, spec, capability)
+        return sup.supports(self._litellm, self.pool[model], capability)
 
     def capable(self, capability: Capability, models: Iterable[str] | None = None) -> list[str]:
         """The models (default: the router's) that can serve ``capability``, in order."""

@@ -27,7 +27,7 @@ from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.routers.base import Arrays, _check_queries
 from llmrouter_core.routers.costs import CostModel
 from llmrouter_core.routers.heads import Head, _pack_matrix, _unpack_matrix, head_from_state
-from llmrouter_core.routers.selection import kfold, select_blend
+from llmrouter_core.routers.selection import kfold
 from llmrouter_core.routers.supervised import SupervisedRouter
 
 __all__ = [
@@ -585,24 +585,6 @@ class ZooRouter(SupervisedRouter):
         if cached is not None and cached.shape == data.scores.shape:
             return np.asarray(cached)
         return self.predict_cost(data.queries)
-
-    def _select(
-        self, x: Any, data: RoutingData, candidates: list[dict[str, Any]]
-    ) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
-        # Same as SupervisedRouter._select, with the feature cost model's predictions.
-        from llmrouter_core.routers.supervised import BLEND_GRID
-
-        y = data.scores
-        costs = data.require_costs()
-        cost_pred = self._train_cost_predictions(data)
-        blends = BLEND_GRID if self.blend is None else (float(self.blend),)
-        folds = list(kfold(data.n_queries, self.cv, self.random_state))
-        oofs, prior_oof = self._oof_all(x, y, candidates, folds)
-        params, blend, score, report = select_blend(
-            candidates, oofs, prior_oof, blends, cost_pred, y, costs
-        )
-        logger.info("%s: chose %s, blend %.2f (cv AIQ %.4f)", self.name, params, blend, score)
-        return params, blend, report
 
     # -- prediction --------------------------------------------------------
     def _quality_from_inputs(self, z: Any) -> FloatArray:

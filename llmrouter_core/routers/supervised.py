@@ -156,12 +156,16 @@ class SupervisedRouter(Router):
             out.append(oof)
         return out, prior_oof
 
+    def _train_cost_predictions(self, data: RoutingData) -> FloatArray:
+        """Predicted costs of the training queries, used to route in cross-validation."""
+        return self.cost_model_.predict(data.queries)
+
     def _select(
         self, x: Any, data: RoutingData, candidates: list[dict[str, Any]]
     ) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
         y = data.scores
         costs = data.require_costs()
-        cost_pred = self.cost_model_.predict(data.queries)
+        cost_pred = self._train_cost_predictions(data)
         blends = BLEND_GRID if self.blend is None else (float(self.blend),)
         folds = list(kfold(data.n_queries, self.cv, self.random_state))
         oofs, prior_oof = self._oof_all(x, y, candidates, folds)

@@ -290,16 +290,16 @@ class RoutedChatModel(BaseChatModel):
         """What every pool model supports (a call may still use a capability that only some
         models have: it is then routed among those)."""
         specs = [self.executor.pool[m] for m in self.models]
-        windows = [_context_window(self.executor, s.name) for s in specs]
-        tools = all(_supports(self.executor, s.name, "tools") for s in specs)
+        windows = [self.executor.context_window(s.name) for s in specs]
+        tools = all(self.executor.supports(s.name, "tools") for s in specs)
         profile = ModelProfile(
             text_inputs=True,
             text_outputs=True,
-            image_inputs=all(_supports_vision(self.executor, s.name) for s in specs),
+            image_inputs=all(self.executor.supports(s.name, "vision") for s in specs),
             tool_calling=tools,
             tool_choice=tools,
             tool_call_streaming=tools,
-            structured_output=all(_supports(self.executor, s.name, "json_schema") for s in specs),
+            structured_output=all(self.executor.supports(s.name, "json_schema") for s in specs),
         )
         if windows and all(w is not None for w in windows):
             profile["max_input_tokens"] = min(w for w in windows if w is not None)
@@ -396,10 +396,10 @@ class RoutedChatModel(BaseChatModel):
         allowed = set(self.models)
         reasons = []
         if images:
-            allowed &= {m for m in self.models if _supports_vision(self.executor, m)}
+            allowed &= {m for m in self.models if self.executor.supports(m, "vision")}
             reasons.append("accept images")
         if json_mode:
-            allowed &= {m for m in self.models if _supports(self.executor, m, "json_schema")}
+            allowed &= {m for m in self.models if self.executor.supports(m, "json_schema")}
             reasons.append("support JSON output")
         return frozenset(allowed), " and ".join(reasons)
 
@@ -851,15 +851,3 @@ def _restrict(decision: Decision, allowed: Collection[str], why: str) -> Decisio
         ranked=ranked,
         reason=f"{decision.reason}; among the models that {why}",
     )
-
-
-def _supports(executor: Executor, model: str, capability: Literal["tools", "json_schema"]) -> bool:
-    return executor.supports(model, capability)
-
-
-def _supports_vision(executor: Executor, model: str) -> bool:
-    return executor.supports(model, "vision")
-
-
-def _context_window(executor: Executor, model: str) -> int | None:
-    return executor.context_window(model)
