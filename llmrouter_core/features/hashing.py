@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +29,21 @@ _TOKEN = re.compile(r"\w\w+")
 # Bounded: cleared when it outgrows _SLOT_CACHE_MAX entries.
 _SLOT_CACHE: dict[int, dict[str, int]] = {}
 _SLOT_CACHE_MAX = 1_000_000
+
+# Lowercased line -> (its n-gram slots, first token, last token), per number of features.
+# Prompts repeat whole lines (system prompts, templates, few-shot examples), so a repeated line
+# costs one dictionary lookup instead of a token scan. Bounded by the characters it holds
+# (cleared when full), so memory stays at a few tens of MB whatever the traffic.
+_LINE_CACHE: dict[int, dict[str, tuple[list[int], str | None, str | None]]] = {}
+_LINE_CACHE_CHARS = 4_000_000
+_line_cache_chars: dict[int, int] = {}
+
+
+def clear_caches() -> None:
+    """Empty the per-process n-gram and line caches (features are unchanged; only speed)."""
+    _SLOT_CACHE.clear()
+    _LINE_CACHE.clear()
+    _line_cache_chars.clear()
 
 
 class HashingEmbedder:
@@ -94,7 +108,8 @@ class HashingEmbedder:
         The same features as scikit-learn's ``HashingVectorizer(ngram_range=(1, 2))`` with
         non-negative signed-32-bit murmurhash3, without its per-call validation overhead
         (which dominated the latency of routing one query). Each distinct n-gram is hashed
-        once per process (a bounded cache): texts repeat their words and word pairs.
+        once per process, and each distinct line is scanned once (bounded caches): texts
+        repeat their words, and prompts repeat whole lines.
         """
         import scipy.sparse as sp
         from sklearn.utils import murmurhash3_32
@@ -103,27 +118,59 @@ class HashingEmbedder:
         index = _SLOT_CACHE.setdefault(n, {})
         if len(index) > _SLOT_CACHE_MAX:
             index.clear()
+        lines = _LINE_CACHE.setdefault(n, {})
 
         def slot(gram: str) -> int:
             h = int(abs(murmurhash3_32(gram, seed=0))) % n
             index[gram] = h
             return h
 
+        def scan(line: str) -> tuple[list[int], str | None, str | None]:
+            tokens = _TOKEN.findall(line)
+            entry: tuple[list[int], str | None, str | None] = ([], None, None)
+            if tokens:
+                grams = tokens + list(map(" ".join, zip(tokens, tokens[1:])))
+                try:
+                    slots = list(map(index.__getitem__, grams))
+                except KeyError:
+                    slots = [index[g] if g in index else slot(g) for g in grams]
+                entry = (slots, tokens[0], tokens[-1])
+            size = _line_cache_chars.get(n, 0) + len(line)
+            if size > _LINE_CACHE_CHARS:
+                lines.clear()
+                size = len(line)
+            _line_cache_chars[n] = size
+            lines[line] = entry
+            return entry
+
         indptr = [0]
         indices: list[int] = []
-        data: list[float] = []
         for doc in docs:
-            tokens = _TOKEN.findall(doc.lower())
-            grams = tokens + list(map(" ".join, zip(tokens, tokens[1:])))
-            counts = Counter([index[g] if g in index else slot(g) for g in grams])
-            indices.extend(counts.keys())
-            data.extend(counts.values())
+            # Tokens never span a newline, so a document's n-grams are its lines' n-grams
+            # plus one bigram across each boundary between lines that have tokens.
+            last: str | None = None
+            for line in doc.lower().split("\n"):
+                entry = lines.get(line)
+                if entry is None:
+                    entry = scan(line)
+                if entry[1] is None:
+                    continue
+                indices.extend(entry[0])
+                if last is not None:
+                    gram = last + " " + entry[1]
+                    indices.append(index[gram] if gram in index else slot(gram))
+                last = entry[2]
             indptr.append(len(indices))
+        # One entry per n-gram occurrence; summing the duplicates (in C) makes the counts.
         x = sp.csr_matrix(
-            (np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int32), indptr),
+            (
+                np.ones(len(indices), dtype=np.float32),
+                np.asarray(indices, dtype=np.int32),
+                np.asarray(indptr, dtype=np.int32),
+            ),
             shape=(len(docs), n),
         )
-        x.sort_indices()
+        x.sum_duplicates()
         return x
 
     def _counts(self, texts: Sequence[str]) -> Any:
@@ -172,6 +219,12 @@ class HashingEmbedder:
         x.data *= self.idf_[x.indices]
         # Row L2 normalisation by hand: sklearn.preprocessing.normalize validates its input at
         # a cost larger than the whole transform of one short query.
+        if x.shape[0] == 1:  # one query (routing): skip the per-row bookkeeping
+            d64 = x.data.astype(np.float64)
+            norm = float(np.sqrt(d64 @ d64))
+            if norm > 0:
+                x.data /= np.float32(norm)
+            return x
         lengths = np.diff(x.indptr)
         rows = np.repeat(np.arange(x.shape[0]), lengths)
         sq = np.bincount(rows, weights=x.data.astype(np.float64) ** 2, minlength=x.shape[0])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +27,13 @@ import scipy.sparse as sp
 from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.routers.base import Arrays, _check_queries
 from llmrouter_core.routers.costs import CostModel
-from llmrouter_core.routers.heads import Head, _pack_matrix, _unpack_matrix, head_from_state
+from llmrouter_core.routers.heads import (
+    Head,
+    RowMatrix,
+    _pack_matrix,
+    _unpack_matrix,
+    head_from_state,
+)
 from llmrouter_core.routers.selection import kfold
 from llmrouter_core.routers.supervised import SupervisedRouter
 
@@ -277,12 +284,17 @@ class Projector:
             self.scale_ = np.ones_like(self.scale_)
         return self
 
+    @cached_property
+    def _rows(self) -> RowMatrix:
+        assert self.cols_ is not None
+        d = int(self.cols_.max()) + 1 if self.cols_.size else 0
+        return RowMatrix(self.components_, rows=self.cols_, d=d)
+
     def _raw(self, x: Any) -> FloatArray:
         if self.cols_ is not None:
             if not sp.issparse(x):
                 x = sp.csr_matrix(x)
-            z = x[:, self.cols_] @ self.components_
-            return np.asarray(z, dtype=np.float64)
+            return self._rows.rmatmul(x)
         x = np.asarray(x, dtype=np.float64)
         if self.mean_in_ is not None:
             x = x - self.mean_in_
@@ -431,8 +443,12 @@ class FeatureCostModel(CostModel):
     def predict_features(self, queries: Sequence[str], x: Any) -> FloatArray:
         """Cost predictions given the queries and their features."""
         base = super().predict(queries)
-        corr = _dense(x @ self.coef_) + self.resid_intercept_
+        corr = self._rows.rmatmul(x) + self.resid_intercept_
         return np.asarray(np.clip(base * np.exp(corr), self.low_, self.high_), dtype=np.float64)
+
+    @cached_property
+    def _rows(self) -> RowMatrix:
+        return RowMatrix(self.coef_)
 
     def extra_state(self) -> Arrays:
         return {**_pack_matrix("coef", self.coef_), "resid_intercept": self.resid_intercept_}

@@ -9,13 +9,14 @@ routing without task labels; the number of clusters is chosen by cross-validated
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from llmrouter_core.data.core import FloatArray
 from llmrouter_core.routers._zoo import ZooRouter, register_head
-from llmrouter_core.routers.heads import Head
+from llmrouter_core.routers.heads import Head, RowMatrix
 
 __all__ = ["ClusterHead", "ClusterRouter", "TaskHead", "TaskRouter"]
 
@@ -140,11 +141,12 @@ class TaskHead(Head):
         self.intercept = np.asarray(intercept, dtype=np.float64)
         self.means = np.asarray(means, dtype=np.float64)
 
-    def task_probabilities(self, x: Any) -> FloatArray:
-        import scipy.sparse as sp
+    @cached_property
+    def _rows(self) -> RowMatrix:
+        return RowMatrix(self.coef)
 
-        s = x @ self.coef
-        s = np.asarray(s.toarray() if sp.issparse(s) else s, dtype=np.float64) + self.intercept
+    def task_probabilities(self, x: Any) -> FloatArray:
+        s = self._rows.rmatmul(x) + self.intercept
         s -= s.max(axis=1, keepdims=True)
         p = np.exp(s)
         return np.asarray(p / p.sum(axis=1, keepdims=True), dtype=np.float64)

@@ -7,6 +7,7 @@ router never pickles an estimator.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,22 @@ import scipy.sparse as sp
 
 from llmrouter_core.data.core import FloatArray
 
-__all__ = ["Head", "KNNHead", "LinearHead", "MLPHead", "StackHead", "head_from_state"]
+__all__ = [
+    "Head",
+    "KNNHead",
+    "LinearHead",
+    "MLPHead",
+    "RowMatrix",
+    "StackHead",
+    "head_from_state",
+]
 
 Arrays = dict[str, Any]
+
+try:  # scipy's compiled CSR x dense kernel (private; _csr_times_dense falls back without it)
+    from scipy.sparse._sparsetools import csr_matvecs as _CSR_MATVECS
+except ImportError:  # pragma: no cover - depends on the scipy build
+    _CSR_MATVECS = None
 
 
 def _dot(x: Any, w: Any) -> FloatArray:
@@ -24,6 +38,95 @@ def _dot(x: Any, w: Any) -> FloatArray:
     if sp.issparse(out):
         out = out.toarray()
     return np.asarray(out, dtype=np.float64)
+
+
+class RowMatrix:
+    """A ``(d, m)`` weight matrix kept as its nonzero rows, for ``x @ W`` with sparse ``x``.
+
+    Hashed text features have hundreds of thousands of columns of which one query touches a
+    few hundred. The product maps ``x``'s columns to the compact rows and multiplies with
+    one compiled kernel call: a scipy sparse product validates and allocates several index
+    arrays per call, which dominated the time of routing one query. Each row is summed in
+    order, so a row's result does not depend on the batch it comes in.
+
+    Args:
+        w: The ``(d, m)`` matrix, dense or sparse (kept as is for dense inputs).
+        rows: Instead of reading the nonzero rows from ``w``: the row numbers of ``w``'s
+            rows given as a dense ``(len(rows), m)`` block (``w`` then is that block and
+            ``d`` the full number of rows).
+        d: The number of rows when ``rows`` is given (at least ``max(rows) + 1``; inputs
+            with more columns read the missing rows as zeros).
+    """
+
+    def __init__(self, w: Any, rows: Any = None, d: int | None = None) -> None:
+        if rows is None:
+            if sp.issparse(w):
+                csr = sp.csr_matrix(w)
+                rows = np.flatnonzero(np.diff(csr.indptr))
+                block = csr[rows].toarray()
+            else:
+                dense = np.asarray(w)
+                rows = np.flatnonzero(np.any(dense != 0, axis=1))
+                block = dense[rows]
+            d = int(w.shape[0])
+        else:
+            block = np.asarray(w)
+            assert d is not None, "d is required with rows"
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.block = np.ascontiguousarray(block, dtype=np.float32)
+        self.shape = (int(d), int(self.block.shape[1]))
+        self.row_of = np.full(self.shape[0], -1, dtype=np.int32)
+        self.row_of[self.rows] = np.arange(self.rows.size, dtype=np.int32)
+
+    def rmatmul(self, x: Any) -> FloatArray:
+        """``x @ W`` as a dense float64 array, ``(n, m)``."""
+        if not sp.issparse(x):
+            x = np.asarray(x)
+            if self.rows.size < x.shape[1]:
+                x = x[:, self.rows]
+            return np.asarray(x @ self.block, dtype=np.float64)
+        csr = x if x.format == "csr" else sp.csr_matrix(x)
+        n, r = csr.shape[0], self.rows.size
+        if csr.shape[1] > self.row_of.size:  # columns past the last weight row: zero rows
+            grown = np.full(csr.shape[1], -1, dtype=np.int32)
+            grown[: self.row_of.size] = self.row_of
+            self.row_of = grown
+        pos = self.row_of[csr.indices]
+        keep = pos >= 0
+        if keep.all():
+            indptr, cols, vals = csr.indptr, pos, csr.data
+        else:
+            if n == 1:
+                counts = np.count_nonzero(keep, keepdims=True)
+            else:
+                rows = np.repeat(np.arange(n), np.diff(csr.indptr))[keep]
+                counts = np.bincount(rows, minlength=n)
+            indptr = np.concatenate(([0], np.cumsum(counts)))
+            cols, vals = pos[keep], csr.data[keep]
+        indptr = np.asarray(indptr, dtype=np.int32)
+        vals = np.asarray(vals, dtype=np.float32)
+        return _csr_times_dense(indptr, cols, vals, self.block, n, r)
+
+
+def _csr_times_dense(indptr: Any, cols: Any, vals: Any, block: Any, n: int, r: int) -> FloatArray:
+    """``A @ block`` for the CSR matrix ``A = (vals, cols, indptr)`` of shape ``(n, r)``.
+
+    Calls scipy's compiled CSR-times-dense kernel directly when it is available (the same
+    kernel ``A @ block`` ends in, without building and validating a sparse matrix per call),
+    else the public product. Either way each row is summed in order, independently of the
+    other rows.
+    """
+    global _CSR_MATVECS
+    m = block.shape[1]
+    if _CSR_MATVECS is not None:
+        out = np.zeros((n, m), dtype=np.float32)
+        try:
+            _CSR_MATVECS(n, r, m, indptr, cols, vals, block.ravel(), out.ravel())
+            return out.astype(np.float64)
+        except (TypeError, ValueError):  # another scipy: use the public product from now on
+            _CSR_MATVECS = None
+    a = sp.csr_matrix((vals, cols, indptr), shape=(n, r))
+    return np.asarray(a @ block, dtype=np.float64)
 
 
 def _pack_matrix(prefix: str, x: Any) -> Arrays:
@@ -89,8 +192,12 @@ class LinearHead(Head):
             raise ValueError(f"unknown link {link!r}")
         self.link = link
 
+    @cached_property
+    def _rows(self) -> RowMatrix:
+        return RowMatrix(self.coef)
+
     def predict(self, x: Any) -> FloatArray:
-        z = _dot(x, self.coef) + self.intercept
+        z = self._rows.rmatmul(x) + self.intercept
         if self.link == "logistic":
             return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -35, 35))), dtype=np.float64)
         return np.asarray(np.clip(z, 0.0, 1.0), dtype=np.float64)

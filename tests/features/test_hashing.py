@@ -122,6 +122,9 @@ def test_word_counts_equal_scikit_learns_hashing_vectorizer(train_prompts: list[
         "x",
         "Größe straße ÉCOLE 東京 tokyo_2024 it's e-mail a1 __init__",
         "tabs\tand\nnew lines, punctuation!!! and    spaces",
+        # Bigrams across lines, across token-less lines, and Windows line ends.
+        "first line ends here\nsecond starts\n\n!!\nx\nafter blanks\r\nwindows line\r\n",
+        "\n\nleading newlines\nrepeated line\nrepeated line\n",
     ]
     for n in (N, 2**18):
         ours = HashingEmbedder(n_features=n, char_ngrams=False)._word_counts(
@@ -131,3 +134,26 @@ def test_word_counts_equal_scikit_learns_hashing_vectorizer(train_prompts: list[
             ngram_range=(1, 2), n_features=n, alternate_sign=False, norm=None, lowercase=False
         ).transform([t.lower() for t in texts])
         assert (ours != ref.astype(np.float32)).nnz == 0
+
+
+def test_line_cache_leaves_features_unchanged(train_prompts: list[str]) -> None:
+    """Repeated lines are looked up, not rescanned: counts are equal with a cold cache, a warm
+    one, and a cache cleared mid-stream because it is full."""
+    from llmrouter_core.features import hashing
+
+    texts = [*train_prompts, "one line\ntwo line\n\none line", "x\n\ny z"]
+    emb = HashingEmbedder(n_features=N)
+    hashing.clear_caches()
+    cold = emb._word_counts(texts)
+    assert hashing._LINE_CACHE[N]  # lines were cached
+    warm = emb._word_counts(texts)
+    assert (cold != warm).nnz == 0
+    limit = hashing._LINE_CACHE_CHARS
+    try:
+        hashing._LINE_CACHE_CHARS = 500  # forces clears while counting
+        hashing.clear_caches()
+        small = emb._word_counts(texts)
+        assert sum(map(len, hashing._LINE_CACHE[N])) <= 500
+    finally:
+        hashing._LINE_CACHE_CHARS = limit
+    assert (cold != small).nnz == 0
