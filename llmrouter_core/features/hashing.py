@@ -31,11 +31,13 @@ _SLOT_CACHE: dict[int, dict[str, int]] = {}
 _SLOT_CACHE_MAX = 1_000_000
 
 # Lowercased line -> (its n-gram slots, first token, last token), per number of features.
+_Line = tuple["npt.NDArray[np.int32]", str | None, str | None]
 # Prompts repeat whole lines (system prompts, templates, few-shot examples), so a repeated line
 # costs one dictionary lookup instead of a token scan. Bounded by the characters it holds
 # (cleared when full), so memory stays at a few tens of MB whatever the traffic.
-_LINE_CACHE: dict[int, dict[str, tuple[list[int], str | None, str | None]]] = {}
+_LINE_CACHE: dict[int, dict[str, _Line]] = {}
 _LINE_CACHE_CHARS = 4_000_000
+_NO_SLOTS: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
 _line_cache_chars: dict[int, int] = {}
 
 
@@ -125,16 +127,17 @@ class HashingEmbedder:
             index[gram] = h
             return h
 
-        def scan(line: str) -> tuple[list[int], str | None, str | None]:
+        def scan(line: str) -> _Line:
             tokens = _TOKEN.findall(line)
-            entry: tuple[list[int], str | None, str | None] = ([], None, None)
+            entry: _Line = (_NO_SLOTS, None, None)
             if tokens:
                 grams = tokens + list(map(" ".join, zip(tokens, tokens[1:])))
                 try:
                     slots = list(map(index.__getitem__, grams))
                 except KeyError:
                     slots = [index[g] if g in index else slot(g) for g in grams]
-                entry = (slots, tokens[0], tokens[-1])
+                # One contiguous array per line: cheaper to keep and to read back than ints.
+                entry = (np.asarray(slots, dtype=np.int32), tokens[0], tokens[-1])
             size = _line_cache_chars.get(n, 0) + len(line)
             if size > _LINE_CACHE_CHARS:
                 lines.clear()
@@ -144,28 +147,34 @@ class HashingEmbedder:
             return entry
 
         indptr = [0]
-        indices: list[int] = []
+        parts: list[npt.NDArray[np.int32]] = []
+        total = 0
         for doc in docs:
             # Tokens never span a newline, so a document's n-grams are its lines' n-grams
             # plus one bigram across each boundary between lines that have tokens.
             last: str | None = None
+            across: list[int] = []
             for line in doc.lower().split("\n"):
                 entry = lines.get(line)
                 if entry is None:
                     entry = scan(line)
                 if entry[1] is None:
                     continue
-                indices.extend(entry[0])
+                parts.append(entry[0])
+                total += entry[0].size
                 if last is not None:
                     gram = last + " " + entry[1]
-                    indices.append(index[gram] if gram in index else slot(gram))
+                    across.append(index[gram] if gram in index else slot(gram))
                 last = entry[2]
-            indptr.append(len(indices))
+            parts.append(np.asarray(across, dtype=np.int32))
+            total += len(across)
+            indptr.append(total)
+        indices = np.concatenate(parts) if parts else _NO_SLOTS
         # One entry per n-gram occurrence; summing the duplicates (in C) makes the counts.
         x = sp.csr_matrix(
             (
-                np.ones(len(indices), dtype=np.float32),
-                np.asarray(indices, dtype=np.int32),
+                np.ones(indices.size, dtype=np.float32),
+                indices,
                 np.asarray(indptr, dtype=np.int32),
             ),
             shape=(len(docs), n),

@@ -33,6 +33,7 @@ from llmrouter_core.policy import (
     ThresholdPolicy,
     choose,
     rank,
+    rank_one,
     rank_rows,
 )
 from llmrouter_core.pool import ModelSpec, Pool
@@ -324,9 +325,13 @@ class Router:
         q, c = self.predict(queries)
         mask = self._allowed_mask(allowed, c, max_cost)
         models = self.models_
-        # One lambda for the batch: rank every row at once; the threshold form has one per row.
-        orders = rank_rows(q, c, weight, mask) if threshold is None else []
         q_rows, c_rows = q.tolist(), c.tolist()
+        # One lambda for the batch: rank every row at once; the threshold form has one per row.
+        orders: list[Any] = []
+        if threshold is None and len(q_rows) == 1:  # one query: plain Python, same result
+            orders = [rank_one(q_rows[0], c_rows[0], weight, None if mask is None else mask[0])]
+        elif threshold is None:
+            orders = rank_rows(q, c, weight, mask)
         out = []
         for i in range(q.shape[0]):
             if threshold is not None:

@@ -18,8 +18,8 @@ from llmrouter_core import (
     load_router,
     register_router,
 )
-from llmrouter_core.errors import PersistenceError, UnknownRouterError
-from llmrouter_core.policy import choose, rank, rank_rows
+from llmrouter_core.errors import DataError, PersistenceError, UnknownRouterError
+from llmrouter_core.policy import choose, rank, rank_one, rank_rows
 from llmrouter_core.routers.baselines import BestSingleRouter
 
 
@@ -127,7 +127,7 @@ def test_threshold_form_on_a_two_model_pool(rb_small) -> None:  # type: ignore[n
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.5, 40.0, math.inf])
-def test_rank_rows_equals_rank_per_row(weight: float) -> None:
+def test_rank_rows_and_rank_one_equal_rank_per_row(weight: float) -> None:
     rng = np.random.default_rng(7)
     n, m = 300, 6
     # Coarse values make exact and near ties common (equal quality, equal cost, both).
@@ -140,8 +140,13 @@ def test_rank_rows_equals_rank_per_row(weight: float) -> None:
         rows = rank_rows(q, c, weight, allowed)
         assert len(rows) == n
         for i in range(n):
-            expected = rank(q[i], c[i], weight, None if allowed is None else allowed[i])
-            assert rows[i].tolist() == expected.tolist()
+            row_mask = None if allowed is None else allowed[i]
+            expected = rank(q[i], c[i], weight, row_mask).tolist()
+            assert rows[i].tolist() == expected
+            one = rank_one(q[i].tolist(), c[i].tolist(), weight, row_mask)
+            assert one == expected
+    with pytest.raises(DataError):
+        rank_one([0.5, 0.6], [1.0, 2.0], weight, [False, False])
 
 
 def test_route_batch_equals_route(rb_small) -> None:  # type: ignore[no-untyped-def]
