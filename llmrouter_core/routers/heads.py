@@ -71,7 +71,8 @@ class RowMatrix:
             d = int(w.shape[0])
         else:
             block = np.asarray(w)
-            assert d is not None, "d is required with rows"
+            if d is None:
+                raise ValueError("RowMatrix: give d (the number of rows) with rows")
         self.rows = np.asarray(rows, dtype=np.int64)
         self.block = np.ascontiguousarray(block, dtype=np.float32)
         self.shape = (int(d), int(self.block.shape[1]))
