@@ -31,6 +31,13 @@ try:  # scipy's compiled CSR x dense kernel (private; _csr_times_dense falls bac
     from scipy.sparse._sparsetools import csr_matvecs as _CSR_MATVECS
 except ImportError:  # pragma: no cover - depends on the scipy build
     _CSR_MATVECS = None
+try:  # the row gather and CSC x vector kernels behind scipy's indexing and products
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
+    from scipy.sparse._sparsetools import csr_row_index as _csr_row_index
+
+    _POSTINGS_KERNELS: tuple[Any, Any] | None = (_csr_row_index, _csc_matvec)
+except ImportError:  # pragma: no cover - depends on the scipy build
+    _POSTINGS_KERNELS = None
 
 
 def _dot(x: Any, w: Any) -> FloatArray:
@@ -128,6 +135,41 @@ def _csr_times_dense(indptr: Any, cols: Any, vals: Any, block: Any, n: int, r: i
             _CSR_MATVECS = None
     a = sp.csr_matrix((vals, cols, indptr), shape=(n, r))
     return np.asarray(a @ block, dtype=np.float64)
+
+
+def _postings_product(x: Any, t: Any) -> FloatArray | None:
+    """``x @ t`` for one sparse row ``x`` and a CSR ``t`` (features x training queries), or
+    ``None`` where this path does not apply (other dtypes, scipy without the kernels).
+
+    Sums the query's features' rows of ``t`` (their postings) with scipy's compiled row
+    gather and CSC matrix-vector kernels: the same products added in the same order as
+    scipy's sparse product (so ``route`` still equals ``route_batch``), without its counting
+    pass and its sparse result.
+    """
+    global _POSTINGS_KERNELS
+    if (
+        _POSTINGS_KERNELS is None
+        or x.data.dtype != np.float32
+        or t.data.dtype != np.float32
+        or not (x.indices.dtype == t.indices.dtype == t.indptr.dtype == np.int32)
+    ):
+        return None
+    row_index, csc_matvec = _POSTINGS_KERNELS
+    feats = x.indices
+    starts = t.indptr[feats]
+    lengths = t.indptr[feats + 1] - starts
+    ptr = np.zeros(feats.size + 1, dtype=np.int32)
+    np.cumsum(lengths, out=ptr[1:])
+    cols = np.empty(int(ptr[-1]), dtype=np.int32)
+    vals = np.empty(int(ptr[-1]), dtype=np.float32)
+    out = np.zeros(t.shape[1], dtype=np.float32)
+    try:
+        row_index(feats.size, feats, t.indptr, t.indices, t.data, cols, vals)
+        csc_matvec(t.shape[1], feats.size, ptr, cols, vals, x.data, out)
+    except (TypeError, ValueError):  # another scipy: use the public product from now on
+        _POSTINGS_KERNELS = None
+        return None
+    return out[None, :].astype(np.float64)
 
 
 def _pack_matrix(prefix: str, x: Any) -> Arrays:
@@ -244,6 +286,10 @@ class KNNHead(Head):
 
     def similarities(self, x: Any) -> FloatArray:
         """Cosine similarity of each row of ``x`` to every training query."""
+        if sp.issparse(x) and x.shape[0] == 1 and sp.issparse(self.x_train_t):
+            one = _postings_product(sp.csr_matrix(x), self.x_train_t)
+            if one is not None:
+                return one
         return _dot(x, self.x_train_t)
 
     def similarities_many(self, x: Any, n_dense: int = 512) -> FloatArray:

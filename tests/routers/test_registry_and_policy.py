@@ -51,8 +51,11 @@ def test_register_by_class_and_dotted_path(rb_small, tmp_path) -> None:  # type:
 
 
 def test_entry_point_plugins_are_loaded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    ep = EntryPoint(name="ep-single", value="llmrouter_core.routers.baselines:BestSingleRouter",
-                    group=registry.ENTRY_POINT_GROUP)
+    ep = EntryPoint(
+        name="ep-single",
+        value="llmrouter_core.routers.baselines:BestSingleRouter",
+        group=registry.ENTRY_POINT_GROUP,
+    )
 
     def fake_entry_points(group: str):  # type: ignore[no-untyped-def]
         return [ep] if group == registry.ENTRY_POINT_GROUP else []
@@ -100,8 +103,10 @@ def test_policy_forms(rb_small) -> None:  # type: ignore[no-untyped-def]
     train, test = rb_small
     router = get_router("knn", n_neighbors=10, blend=1.0).fit(train)
     query = test.queries[0]
-    assert router.route(query, policy=CostWeightPolicy(math.inf)).model == router.route(
-        query, cost_weight=math.inf).model
+    assert (
+        router.route(query, policy=CostWeightPolicy(math.inf)).model
+        == router.route(query, cost_weight=math.inf).model
+    )
     budget = router.calibration_["mean_cost"][len(router.calibration_["mean_cost"]) // 2]
     w = router.cost_weight_for_budget(budget)
     assert router.route(query, policy=BudgetPolicy(budget)).cost_weight == w
@@ -121,8 +126,10 @@ def test_threshold_form_on_a_two_model_pool(rb_small) -> None:  # type: ignore[n
         chosen = [d.model for d in router.route_batch(test.queries, threshold=t)]
         expected = [pair[1] if g > t + 1e-9 else pair[0] for g in gain]
         assert chosen == expected
-    shares = [np.mean([d.model == pair[1] for d in router.route_batch(test.queries, threshold=t)])
-              for t in (0.0, 0.1, 0.2, 0.4)]
+    shares = [
+        np.mean([d.model == pair[1] for d in router.route_batch(test.queries, threshold=t)])
+        for t in (0.0, 0.1, 0.2, 0.4)
+    ]
     assert shares == sorted(shares, reverse=True)
 
 
@@ -149,9 +156,12 @@ def test_rank_rows_and_rank_one_equal_rank_per_row(weight: float) -> None:
         rank_one([0.5, 0.6], [1.0, 2.0], weight, [False, False])
 
 
-def test_route_batch_equals_route(rb_small) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "name,params", [("linear", {"alpha": 1.0, "blend": 1.0}), ("knn", {"n_neighbors": 15})]
+)
+def test_route_batch_equals_route(rb_small, name: str, params: dict) -> None:  # type: ignore[no-untyped-def]
     train, test = rb_small
-    router = get_router("linear", alpha=1.0, blend=1.0).fit(train)
+    router = get_router(name, **params).fit(train)
     queries = list(test.queries[:40])
     for kwargs in ({}, {"cost_weight": 200.0}, {"allowed": router.models_[:3]}):
         batch = router.route_batch(queries, **kwargs)

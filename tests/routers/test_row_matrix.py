@@ -62,3 +62,21 @@ def test_given_rows_and_wider_inputs() -> None:
     mat = RowMatrix(block, rows=rows, d=43)
     np.testing.assert_allclose(mat.rmatmul(x[:1]), x[:1] @ full, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(mat.rmatmul(x), x @ full, rtol=1e-5, atol=1e-6)
+
+
+def test_knn_postings_product_equals_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One query's similarities through the postings kernels are bit-identical to scipy's
+    sparse product (and to the query's row in a batch); without the kernels, scipy's."""
+    rng = np.random.default_rng(3)
+    train = _features(rng, 300, 5000)
+    head = heads.KNNHead(train, rng.random((300, 4)), k=5, alpha=1.0)
+    x = _features(rng, 6, 5000)
+    batch = head.similarities(x)
+    np.testing.assert_array_equal(batch, (x @ train.T).toarray().astype(np.float64))
+    assert heads._postings_product(x[0], head.x_train_t) is not None  # the kernel path ran
+    for i in range(x.shape[0]):
+        np.testing.assert_array_equal(head.similarities(x[i]), batch[i : i + 1])
+    empty = sp.csr_matrix((1, 5000), dtype=np.float32)
+    np.testing.assert_array_equal(head.similarities(empty), np.zeros((1, 300)))
+    monkeypatch.setattr(heads, "_POSTINGS_KERNELS", None)
+    np.testing.assert_array_equal(head.similarities(x[2]), batch[2:3])
