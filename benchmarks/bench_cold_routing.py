@@ -30,9 +30,7 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("LLMROUTER_DATA_DIR", REPO.parent / "shared" / "data"))
-MOCK_MODEL = "openai/gpt-4o-mini"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_execution, run as a script
 
 
 def _p50_ms(work: Callable[[str], Any], before: Callable[[str], Any], queries: list[str]) -> float:
@@ -55,18 +53,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import litellm
     import numpy as np
+    from bench_execution import MOCK_MODEL, arc_challenge
 
     import llmrouter_core as lr
-    from llmrouter_core.data import load_routerbench
     from llmrouter_core.features.hashing import clear_caches
 
     logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-    bench = DATA_DIR / "routerbench"
-    data = load_routerbench(
-        [bench / "arc_challenge_train.csv", bench / "arc_challenge_test.csv"], on_defect="drop"
-    )
-    train, test = data.split("train"), data.split("test")
-    queries = [str(q) for q in test.queries][: args.queries]
+    train, queries = arc_challenge()
+    queries = queries[: args.queries]
 
     def call(q: str) -> None:
         litellm.completion(

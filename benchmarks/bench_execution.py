@@ -46,6 +46,18 @@ DATA_DIR = Path(os.environ.get("LLMROUTER_DATA_DIR", REPO.parent / "shared" / "d
 MOCK_MODEL = "openai/gpt-4o-mini"
 
 
+def arc_challenge() -> tuple[Any, list[str]]:
+    """RouterBench's arc_challenge task: the training data and the test prompts (about 2,000
+    characters each, with few-shot examples)."""
+    from llmrouter_core.data import load_routerbench
+
+    bench = DATA_DIR / "routerbench"
+    data = load_routerbench(
+        [bench / "arc_challenge_train.csv", bench / "arc_challenge_test.csv"], on_defect="drop"
+    )
+    return data.split("train"), [str(q) for q in data.split("test").queries]
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -251,9 +263,7 @@ def throughput(
 ) -> dict[str, float]:
     """Paired rounds in one event loop; the ratio is the median of the per-round ratios."""
     batch = [queries[i % len(queries)] for i in range(concurrency)]
-    direct, routed, errors, overrun = asyncio.run(
-        _throughput_rounds(router, pool, batch, rounds)
-    )
+    direct, routed, errors, overrun = asyncio.run(_throughput_rounds(router, pool, batch, rounds))
     ratios = [r / d for r, d in zip(routed, direct, strict=True)]
     return {
         "direct_rps": statistics.median(direct),
@@ -277,14 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-    from llmrouter_core.data import load_routerbench
-
-    bench = DATA_DIR / "routerbench"
-    data = load_routerbench(
-        [bench / "arc_challenge_train.csv", bench / "arc_challenge_test.csv"], on_defect="drop"
-    )
-    train, test = data.split("train"), data.split("test")
-    queries = [str(q) for q in test.queries]
+    train, queries = arc_challenge()
     report: dict[str, Any] = {}
     for name in ("single", "auto", "knn"):
         router, pool = build(name, train)
