@@ -228,12 +228,6 @@ class HashingEmbedder:
         x.data *= self.idf_[x.indices]
         # Row L2 normalisation by hand: sklearn.preprocessing.normalize validates its input at
         # a cost larger than the whole transform of one short query.
-        if x.shape[0] == 1:  # one query (routing): skip the per-row bookkeeping
-            d64 = x.data.astype(np.float64)
-            norm = float(np.sqrt(d64 @ d64))
-            if norm > 0:
-                x.data /= np.float32(norm)
-            return x
         lengths = np.diff(x.indptr)
         rows = np.repeat(np.arange(x.shape[0]), lengths)
         sq = np.bincount(rows, weights=x.data.astype(np.float64) ** 2, minlength=x.shape[0])

@@ -157,3 +157,11 @@ def test_line_cache_leaves_features_unchanged(train_prompts: list[str]) -> None:
     finally:
         hashing._LINE_CACHE_CHARS = limit
     assert (cold != small).nnz == 0
+
+
+def test_a_text_alone_equals_its_row_in_a_batch(train_prompts: list[str]) -> None:
+    """Routing one query and routing it in a batch read bit-identical features."""
+    emb = HashingEmbedder(n_features=N).fit(train_prompts)
+    batch = emb.transform(train_prompts[:40]).toarray()
+    for i, text in enumerate(train_prompts[:40]):
+        np.testing.assert_array_equal(emb.transform([text]).toarray()[0], batch[i])
