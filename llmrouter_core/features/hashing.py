@@ -7,6 +7,7 @@ router small and makes unseen words land in stable features.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from llmrouter_core._sparse import canonical_csr
 from llmrouter_core.errors import NotFittedError
 
 __all__ = ["HashingEmbedder"]
@@ -46,6 +48,20 @@ def clear_caches() -> None:
     _SLOT_CACHE.clear()
     _LINE_CACHE.clear()
     _line_cache_chars.clear()
+
+
+def _sorted_counts(
+    slots: npt.NDArray[np.int32],
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """The distinct values of ``slots`` in increasing order, and how often each occurs (the
+    row that ``csr_matrix.sum_duplicates`` makes of one row of occurrences)."""
+    keys = np.sort(slots)
+    # Run boundaries: the first element, each change of value, and the end.
+    edges = np.empty(keys.size + 1, dtype=bool)
+    edges[0] = edges[-1] = True
+    np.not_equal(keys[1:], keys[:-1], out=edges[1:-1])
+    bounds = np.flatnonzero(edges)
+    return keys[bounds[:-1]], (bounds[1:] - bounds[:-1]).astype(np.float32)
 
 
 class HashingEmbedder:
@@ -170,6 +186,10 @@ class HashingEmbedder:
             total += len(across)
             indptr.append(total)
         indices = np.concatenate(parts) if parts else _NO_SLOTS
+        if len(docs) == 1:  # routing one query: count by one sort, no sparse-matrix checks
+            slots, counts = _sorted_counts(indices)
+            ptr = np.asarray([0, slots.size], dtype=np.int32)
+            return canonical_csr(counts, slots, ptr, (1, n))
         # One entry per n-gram occurrence; summing the duplicates (in C) makes the counts.
         x = sp.csr_matrix(
             (
@@ -227,7 +247,13 @@ class HashingEmbedder:
             return x
         x.data *= self.idf_[x.indices]
         # Row L2 normalisation by hand: sklearn.preprocessing.normalize validates its input at
-        # a cost larger than the whole transform of one short query.
+        # a cost larger than the whole transform of one short query. Squares are summed in
+        # order, in float64, in both branches (so a text alone equals its row in a batch).
+        if x.shape[0] == 1:
+            squares = x.data.astype(np.float64) ** 2
+            total = float(np.cumsum(squares)[-1]) if squares.size else 0.0
+            x.data /= np.float32(math.sqrt(total) if total > 0 else 1.0)
+            return x
         lengths = np.diff(x.indptr)
         rows = np.repeat(np.arange(x.shape[0]), lengths)
         sq = np.bincount(rows, weights=x.data.astype(np.float64) ** 2, minlength=x.shape[0])

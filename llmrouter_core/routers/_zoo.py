@@ -29,9 +29,11 @@ from llmrouter_core.routers.base import Arrays, _check_queries
 from llmrouter_core.routers.costs import CostModel
 from llmrouter_core.routers.heads import (
     Head,
+    RowGroup,
     RowMatrix,
     _pack_matrix,
     _unpack_matrix,
+    clip_inplace,
     head_from_state,
 )
 from llmrouter_core.routers.selection import kfold
@@ -301,7 +303,13 @@ class Projector:
         return np.asarray(x @ self.components_, dtype=np.float64)
 
     def transform(self, x: Any) -> FloatArray:
-        return np.asarray((self._raw(x) - self.shift_) / self.scale_, dtype=np.float64)
+        out: FloatArray = self._raw(x) - self.shift_
+        out /= self.scale_
+        return out
+
+    def row_matrices(self) -> list[RowMatrix]:
+        """The sparse-input product's matrix (none for dense input)."""
+        return [] if self.cols_ is None else [self._rows]
 
     @property
     def dim(self) -> int:
@@ -344,6 +352,9 @@ class ProjectedHead(Head):
 
     def predict(self, x: Any) -> FloatArray:
         return self.head.predict(self.projector.transform(x))
+
+    def row_matrices(self) -> list[RowMatrix]:
+        return self.projector.row_matrices()
 
     def get_state(self) -> Arrays:
         out: Arrays = {f"proj/{k}": v for k, v in self.projector.get_state().items()}
@@ -444,7 +455,9 @@ class FeatureCostModel(CostModel):
         """Cost predictions given the queries and their features."""
         base = super().predict(queries)
         corr = self._rows.rmatmul(x) + self.resid_intercept_
-        return np.asarray(np.clip(base * np.exp(corr), self.low_, self.high_), dtype=np.float64)
+        np.exp(corr, out=corr)
+        corr *= base  # base * exp(corr)
+        return clip_inplace(corr, self.low_, self.high_)
 
     @cached_property
     def _rows(self) -> RowMatrix:
@@ -607,7 +620,7 @@ class ZooRouter(SupervisedRouter):
         q = self.head_.predict(z)
         if self.blend_ < 1.0:
             q = self.blend_ * q + (1.0 - self.blend_) * self.prior_
-        return np.asarray(np.clip(q, 0.0, 1.0), dtype=np.float64)
+        return clip_inplace(np.array(q, dtype=np.float64), 0.0, 1.0)
 
     def _cost_from(self, queries: Sequence[str], x: Any) -> FloatArray:
         if isinstance(self.cost_model_, FeatureCostModel):
@@ -630,8 +643,29 @@ class ZooRouter(SupervisedRouter):
         if override is not None:  # the training queries, during fit (see _calibrate)
             return override[0], override[1]
         queries = _check_queries(queries)
+        if self.__dict__.get("_fused_head") is not self.head_:
+            self._fuse_rows()
         x = self.embedder_.transform(queries)
         return self._quality_from_inputs(self._inputs(x)), self._cost_from(queries, x)
+
+    def _fuse_rows(self) -> None:
+        """Put the linear maps that :meth:`predict` applies to the embedder's output (the
+        projection or the head's own, and the cost correction) into one :class:`RowGroup`,
+        so one query's features go through one product instead of one per map."""
+        mats = (
+            self.projector_.row_matrices()
+            if self.projector_ is not None
+            else self.head_.row_matrices()
+        )
+        if isinstance(self.cost_model_, FeatureCostModel):
+            mats = [*mats, self.cost_model_._rows]
+        sparse = bool(getattr(self.embedder_, "sparse", False))
+        if sparse and len({id(m) for m in mats}) == len(mats) > 1:
+            # Frequent features (low IDF) first: the rows most queries read lie together.
+            idf = getattr(self.embedder_, "idf_", None)
+            d = max(m.shape[0] for m in mats)
+            RowGroup(mats, priority=idf if idf is not None and len(idf) >= d else None)
+        self._fused_head = self.head_
 
     # -- persistence -------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], Arrays]:

@@ -145,6 +145,9 @@ class TaskHead(Head):
     def _rows(self) -> RowMatrix:
         return RowMatrix(self.coef)
 
+    def row_matrices(self) -> list[RowMatrix]:
+        return [self._rows]
+
     def task_probabilities(self, x: Any) -> FloatArray:
         s = self._rows.rmatmul(x) + self.intercept
         s -= s.max(axis=1, keepdims=True)

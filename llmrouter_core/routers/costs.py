@@ -57,7 +57,8 @@ class CostModel:
             raise NotFittedError("CostModel is not fitted")
         tokens = np.array([estimate_tokens(q) for q in queries], dtype=np.float64)
         pred = self.intercept_[None, :] + tokens[:, None] * self.slope_[None, :]
-        return np.asarray(np.clip(pred, self.low_, self.high_), dtype=np.float64)
+        np.maximum(pred, self.low_, out=pred)
+        return np.minimum(pred, self.high_, out=pred)
 
     def get_state(self) -> dict[str, Any]:
         return {

@@ -30,7 +30,7 @@ from llmrouter_core.routers._zoo import (
     register_head,
     sub_arrays,
 )
-from llmrouter_core.routers.heads import Head
+from llmrouter_core.routers.heads import Head, RowMatrix
 from llmrouter_core.routers.registry import get_router_class
 from llmrouter_core.routers.selection import cv_aiq, kfold
 from llmrouter_core.routers.supervised import SupervisedRouter
@@ -88,6 +88,15 @@ class ZooStackHead(Head):
                 assert z is not None and self.projector is not None
                 inp = z if mode == _DENSE else z * self.projector.scale_
                 out += w * head.predict(inp)
+        return out
+
+    def row_matrices(self) -> list[RowMatrix]:
+        out = []
+        if self.projector is not None and any(m != _SPARSE for m in self.modes):
+            out.extend(self.projector.row_matrices())
+        for head, mode in zip(self.heads, self.modes, strict=True):
+            if mode == _SPARSE:
+                out.extend(head.row_matrices())
         return out
 
     def get_state(self) -> dict[str, Any]:

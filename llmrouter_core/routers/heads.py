@@ -7,6 +7,8 @@ router never pickles an estimator.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = [
     "KNNHead",
     "LinearHead",
     "MLPHead",
+    "RowGroup",
     "RowMatrix",
     "StackHead",
     "head_from_state",
@@ -40,6 +43,15 @@ except ImportError:  # pragma: no cover - depends on the scipy build
     _POSTINGS_KERNELS = None
 
 
+def clip_inplace(a: FloatArray, low: Any, high: Any) -> FloatArray:
+    """``np.clip(a, low, high)`` written into ``a`` (a new float64 array of the caller's):
+    two ufunc calls, without ``np.clip``'s Python wrappers, which cost more than the
+    arithmetic on a routed query's handful of models."""
+    np.maximum(a, low, out=a)
+    np.minimum(a, high, out=a)
+    return a
+
+
 def _dot(x: Any, w: Any) -> FloatArray:
     out = x @ w
     if sp.issparse(out):
@@ -58,9 +70,9 @@ class RowMatrix:
 
     Args:
         w: The ``(d, m)`` matrix, dense or sparse (kept as is for dense inputs).
-        rows: Instead of reading the nonzero rows from ``w``: the row numbers of ``w``'s
-            rows given as a dense ``(len(rows), m)`` block (``w`` then is that block and
-            ``d`` the full number of rows).
+        rows: Instead of reading the nonzero rows from ``w``: the row numbers (in any
+            order) of ``w``'s rows given as a dense ``(len(rows), m)`` block (``w`` then is
+            that block and ``d`` the full number of rows).
         d: The number of rows when ``rows`` is given (at least ``max(rows) + 1``; inputs
             with more columns read the missing rows as zeros).
     """
@@ -85,9 +97,18 @@ class RowMatrix:
         self.shape = (int(d), int(self.block.shape[1]))
         self.row_of = np.full(self.shape[0], -1, dtype=np.int32)
         self.row_of[self.rows] = np.arange(self.rows.size, dtype=np.int32)
+        # Set by RowGroup: this matrix's columns in a group's fused matrix.
+        self.group: tuple[RowGroup, int, int] | None = None
 
     def rmatmul(self, x: Any) -> FloatArray:
-        """``x @ W`` as a dense float64 array, ``(n, m)``."""
+        """``x @ W`` as a dense float64 array, ``(n, m)`` (read-only when this matrix is in
+        a :class:`RowGroup`)."""
+        if self.group is not None and sp.issparse(x) and x.shape[0] <= RowGroup.memo_rows:
+            group, lo, hi = self.group
+            return group.product(x)[:, lo:hi]
+        return self._rmatmul(x)
+
+    def _rmatmul(self, x: Any) -> FloatArray:
         if not sp.issparse(x):
             x = np.asarray(x)
             if self.rows.size < x.shape[1]:
@@ -114,6 +135,64 @@ class RowMatrix:
         indptr = np.asarray(indptr, dtype=np.int32)
         vals = np.asarray(vals, dtype=np.float32)
         return _csr_times_dense(indptr, cols, vals, self.block, n, r)
+
+
+class RowGroup:
+    """Several :class:`RowMatrix` that multiply the same sparse features, as one product.
+
+    A router applies several linear maps to one query's hashed features (the dense
+    projection, a ridge head, the cost correction). Kept side by side in one matrix over the
+    union of their rows, they take one kernel call and one pass over the query's features
+    instead of one each. Each member's :meth:`RowMatrix.rmatmul` then returns its columns of
+    the fused product of the same input object, computed once (the latest product is kept
+    while its input is alive). A member's columns equal its own product exactly: each
+    output column is summed over the input's features in the same order, and the rows a
+    member lacks add exact zeros.
+
+    Args:
+        members: The matrices to fuse (same dtype; any number of columns each).
+        priority: Optional key per input column (e.g. the IDF of each hashed feature): the
+            fused rows are stored in increasing key order, so the rows that most queries
+            touch (frequent features) lie together in memory. Results do not depend on it.
+    """
+
+    #: Inputs of at most this many rows go through the fused product (kept for the other
+    #: members); larger batches, where per-call overhead no longer matters, use each
+    #: member's own product.
+    memo_rows = 256
+
+    def __init__(self, members: Sequence[RowMatrix], priority: Any = None) -> None:
+        members = list(members)
+        d = max(m.shape[0] for m in members)
+        rows = np.unique(np.concatenate([m.rows for m in members]))
+        if priority is not None:
+            key = np.asarray(priority, dtype=np.float64)
+            if key.ndim != 1 or key.size < d:
+                raise ValueError(f"priority needs one key per input column ({d})")
+            rows = rows[np.argsort(key[rows], kind="stable")]
+        position = np.full(d, -1, dtype=np.int64)
+        position[rows] = np.arange(rows.size)
+        blocks = []
+        for m in members:
+            block = np.zeros((rows.size, m.shape[1]), dtype=np.float32)
+            block[position[m.rows]] = m.block
+            blocks.append(block)
+        self.fused = RowMatrix(np.hstack(blocks), rows=rows, d=d)
+        self._last: tuple[weakref.ref[Any], FloatArray] | None = None
+        lo = 0
+        for m in members:
+            m.group = (self, lo, lo + m.shape[1])
+            lo += m.shape[1]
+
+    def product(self, x: Any) -> FloatArray:
+        """The fused product ``x @ [W_1 | W_2 | ...]`` (read-only; shared by the members)."""
+        last = self._last
+        if last is not None and last[0]() is x:
+            return last[1]
+        out = self.fused._rmatmul(x)
+        out.flags.writeable = False
+        self._last = (weakref.ref(x), out)
+        return out
 
 
 def _csr_times_dense(indptr: Any, cols: Any, vals: Any, block: Any, n: int, r: int) -> FloatArray:
@@ -213,6 +292,11 @@ class Head:
     def get_state(self) -> Arrays:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def row_matrices(self) -> list[RowMatrix]:
+        """The :class:`RowMatrix` objects that :meth:`predict` multiplies its input by (a
+        router fuses those of one input into a :class:`RowGroup`)."""
+        return []
+
 
 class LinearHead(Head):
     """``link(x @ W + b)`` with ``link`` = identity (clipped) or logistic."""
@@ -239,11 +323,14 @@ class LinearHead(Head):
     def _rows(self) -> RowMatrix:
         return RowMatrix(self.coef)
 
+    def row_matrices(self) -> list[RowMatrix]:
+        return [self._rows]
+
     def predict(self, x: Any) -> FloatArray:
         z = self._rows.rmatmul(x) + self.intercept
         if self.link == "logistic":
             return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -35, 35))), dtype=np.float64)
-        return np.asarray(np.clip(z, 0.0, 1.0), dtype=np.float64)
+        return clip_inplace(z, 0.0, 1.0)
 
     def get_state(self) -> Arrays:
         return {
@@ -397,6 +484,9 @@ class StackHead(Head):
         for head, w in zip(self.heads, self.weights, strict=True):
             out += w * head.predict(x)
         return out
+
+    def row_matrices(self) -> list[RowMatrix]:
+        return [m for head in self.heads for m in head.row_matrices()]
 
     def get_state(self) -> Arrays:
         kinds = ",".join(h.kind for h in self.heads)

@@ -134,6 +134,49 @@ def test_word_counts_equal_scikit_learns_hashing_vectorizer(train_prompts: list[
             ngram_range=(1, 2), n_features=n, alternate_sign=False, norm=None, lowercase=False
         ).transform([t.lower() for t in texts])
         assert (ours != ref.astype(np.float32)).nnz == 0
+        # One text alone takes the single-document path (one sort instead of scipy's
+        # duplicate summing): the same row, in canonical form.
+        for i, text in enumerate(texts):
+            alone = HashingEmbedder(n_features=n)._word_counts([text.lower()])
+            assert alone.has_canonical_format
+            assert alone.indices.dtype == alone.indptr.dtype == np.int32
+            assert (alone != ref[i].astype(np.float32)).nnz == 0
+
+
+def test_sorted_counts_equal_scipys_duplicate_sum() -> None:
+    from llmrouter_core.features.hashing import _sorted_counts
+
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 2, 50, 3000):
+        slots = rng.integers(0, 300, size=size).astype(np.int32)
+        ref = sp.csr_matrix(
+            (np.ones(size, dtype=np.float32), slots.copy(), np.asarray([0, size])), shape=(1, 300)
+        )
+        ref.sum_duplicates()
+        values, counts = _sorted_counts(slots)
+        np.testing.assert_array_equal(values, ref.indices)
+        np.testing.assert_array_equal(counts, ref.data)
+        assert counts.dtype == np.float32
+
+
+def test_canonical_csr_equals_scipys_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast construction gives a matrix that behaves as scipy's own, and without the
+    layout it was checked against, it is scipy's own."""
+    from llmrouter_core import _sparse
+
+    data = np.asarray([0.5, 2.0, 1.0], dtype=np.float32)
+    indices = np.asarray([1, 4, 2], dtype=np.int32)
+    indptr = np.asarray([0, 2, 2, 3], dtype=np.int32)
+    ref = sp.csr_matrix((data, indices, indptr), shape=(3, 6))
+    for layout in (_sparse._EXTRA, None):
+        monkeypatch.setattr(_sparse, "_EXTRA", layout)
+        ours = _sparse.canonical_csr(data, indices, indptr, (3, 6))
+        assert isinstance(ours, sp.csr_matrix) and ours.shape == (3, 6) and ours.nnz == 3
+        np.testing.assert_array_equal(ours.toarray(), ref.toarray())
+        np.testing.assert_array_equal((ours @ ref.T).toarray(), (ref @ ref.T).toarray())
+        np.testing.assert_array_equal(ours[2].toarray(), ref[2].toarray())
+        assert ours.has_canonical_format
+    assert _sparse._probe() is not None  # this scipy takes the fast path
 
 
 def test_line_cache_leaves_features_unchanged(train_prompts: list[str]) -> None:
@@ -162,6 +205,7 @@ def test_line_cache_leaves_features_unchanged(train_prompts: list[str]) -> None:
 def test_a_text_alone_equals_its_row_in_a_batch(train_prompts: list[str]) -> None:
     """Routing one query and routing it in a batch read bit-identical features."""
     emb = HashingEmbedder(n_features=N).fit(train_prompts)
-    batch = emb.transform(train_prompts[:40]).toarray()
-    for i, text in enumerate(train_prompts[:40]):
+    texts = [*train_prompts[:40], "x", "!!\n\n", "one\none two\r\nthree three three"]
+    batch = emb.transform(texts).toarray()
+    for i, text in enumerate(texts):
         np.testing.assert_array_equal(emb.transform([text]).toarray()[0], batch[i])

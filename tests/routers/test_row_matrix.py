@@ -80,3 +80,80 @@ def test_knn_postings_product_equals_scipy(monkeypatch: pytest.MonkeyPatch) -> N
     np.testing.assert_array_equal(head.similarities(empty), np.zeros((1, 300)))
     monkeypatch.setattr(heads, "_POSTINGS_KERNELS", None)
     np.testing.assert_array_equal(head.similarities(x[2]), batch[2:3])
+
+
+def _group_members(rng: np.random.Generator, d: int) -> list[RowMatrix]:
+    """Three matrices over different, overlapping row sets (sparse, dense, rows given)."""
+    sparse_w = sp.random(d, 5, density=0.05, format="csr", random_state=rng, dtype=np.float32)
+    dense_w = rng.normal(size=(d, 3)).astype(np.float32)
+    dense_w[rng.random(d) < 0.7] = 0.0
+    rows = np.sort(rng.choice(d // 2, size=40, replace=False))
+    return [
+        RowMatrix(sparse_w),
+        RowMatrix(dense_w),
+        RowMatrix(rng.normal(size=(40, 7)).astype(np.float32), rows=rows, d=d // 2),
+    ]
+
+
+def test_row_group_members_equal_their_own_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fused, each member returns exactly its own product, from one kernel call per input."""
+    rng = np.random.default_rng(4)
+    d = 1500
+    members = _group_members(rng, d)
+    x = _features(rng, 6, d)
+    x = sp.vstack([x, sp.csr_matrix((1, d), dtype=np.float32)]).tocsr()  # an empty row
+    alone = [[m.rmatmul(x[i]) for i in range(x.shape[0])] for m in members]
+    batch = [m.rmatmul(x) for m in members]
+    with pytest.raises(ValueError, match="one key per input column"):
+        heads.RowGroup(members, priority=np.ones(10))
+    # Rows stored in a key order (as the router does: frequent features first).
+    group = heads.RowGroup(members, priority=rng.random(d))
+    assert np.any(np.diff(group.fused.rows) < 0)
+    calls = []
+    real = group.fused._rmatmul
+    monkeypatch.setattr(group.fused, "_rmatmul", lambda a: calls.append(a) or real(a))
+    for i in range(x.shape[0]):
+        row = x[i]
+        for m, own in zip(members, alone, strict=True):
+            fused = m.rmatmul(row)
+            np.testing.assert_array_equal(fused, own[i])
+            assert not fused.flags.writeable  # shared with the other members
+    assert len(calls) == x.shape[0]  # one product per input, not one per member
+    for m, own in zip(members, batch, strict=True):
+        np.testing.assert_array_equal(m.rmatmul(x), own)
+    # A different input of the same shape is not served from the kept product.
+    other = _features(rng, 6, d)
+    for m in members:
+        np.testing.assert_array_equal(m.rmatmul(other), m._rmatmul(other))
+    # Dense inputs and batches past memo_rows use each member's own product.
+    n_calls = len(calls)
+    dense = x.toarray()
+    np.testing.assert_array_equal(members[1].rmatmul(dense), members[1]._rmatmul(dense))
+    monkeypatch.setattr(heads.RowGroup, "memo_rows", 2)
+    np.testing.assert_array_equal(members[0].rmatmul(x), batch[0])
+    assert len(calls) == n_calls
+
+
+def test_zoo_stack_router_fuses_its_sparse_products(rb_small) -> None:  # type: ignore[no-untyped-def]
+    """The default router's linear maps of the query features share one product, and its
+    predictions equal those of the unfused maps exactly."""
+    from llmrouter_core import get_router
+
+    train, test = rb_small
+    router = get_router("auto", members=("linear", "mf"), weight_steps=2).fit(train)
+    queries = list(test.queries[:25])
+    quality, cost = router.predict(queries)  # the first prediction builds the group
+    mats = [*router.head_.row_matrices(), router.cost_model_._rows]
+    assert len(mats) >= 2 and all(m.group is not None for m in mats)
+    assert len({id(m.group[0]) for m in mats}) == 1
+    for m in mats:
+        m.group = None
+    try:
+        for i, q in enumerate(queries):
+            q_own, c_own = router.predict([q])
+            np.testing.assert_array_equal(q_own[0], quality[i])
+            np.testing.assert_array_equal(c_own[0], cost[i])
+    finally:
+        router._fused_head = None  # regroup on the next prediction
+    assert router.route_batch(queries) == [router.route(q) for q in queries]
+    assert all(m.group is not None for m in mats)
