@@ -32,14 +32,15 @@ _TOKEN = re.compile(r"\w\w+")
 _SLOT_CACHE: dict[int, dict[str, int]] = {}
 _SLOT_CACHE_MAX = 1_000_000
 
-# Lowercased line -> (its n-gram slots, first token, last token), per number of features.
-_Line = tuple["npt.NDArray[np.int32]", str | None, str | None]
+# Lowercased line -> (its n-gram slots as native int32 bytes, first token, last token), per
+# number of features. Bytes keep the slots inline in one object, and a document's lines join
+# into one buffer in a single call.
+_Line = tuple[bytes, str | None, str | None]
 # Prompts repeat whole lines (system prompts, templates, few-shot examples), so a repeated line
 # costs one dictionary lookup instead of a token scan. Bounded by the characters it holds
 # (cleared when full), so memory stays at a few tens of MB whatever the traffic.
 _LINE_CACHE: dict[int, dict[str, _Line]] = {}
 _LINE_CACHE_CHARS = 4_000_000
-_NO_SLOTS: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
 _line_cache_chars: dict[int, int] = {}
 
 
@@ -145,15 +146,14 @@ class HashingEmbedder:
 
         def scan(line: str) -> _Line:
             tokens = _TOKEN.findall(line)
-            entry: _Line = (_NO_SLOTS, None, None)
+            entry: _Line = (b"", None, None)
             if tokens:
                 grams = tokens + list(map(" ".join, zip(tokens, tokens[1:])))
                 try:
                     slots = list(map(index.__getitem__, grams))
                 except KeyError:
                     slots = [index[g] if g in index else slot(g) for g in grams]
-                # One contiguous array per line: cheaper to keep and to read back than ints.
-                entry = (np.asarray(slots, dtype=np.int32), tokens[0], tokens[-1])
+                entry = (np.asarray(slots, dtype=np.int32).tobytes(), tokens[0], tokens[-1])
             size = _line_cache_chars.get(n, 0) + len(line)
             if size > _LINE_CACHE_CHARS:
                 lines.clear()
@@ -162,8 +162,8 @@ class HashingEmbedder:
             lines[line] = entry
             return entry
 
-        indptr = [0]
-        parts: list[npt.NDArray[np.int32]] = []
+        indptr = [0]  # in bytes, 4 per slot
+        parts: list[bytes] = []
         total = 0
         for doc in docs:
             # Tokens never span a newline, so a document's n-grams are its lines' n-grams
@@ -177,15 +177,17 @@ class HashingEmbedder:
                 if entry[1] is None:
                     continue
                 parts.append(entry[0])
-                total += entry[0].size
+                total += len(entry[0])
                 if last is not None:
                     gram = last + " " + entry[1]
                     across.append(index[gram] if gram in index else slot(gram))
                 last = entry[2]
-            parts.append(np.asarray(across, dtype=np.int32))
-            total += len(across)
+            if across:
+                parts.append(np.asarray(across, dtype=np.int32).tobytes())
+                total += 4 * len(across)
             indptr.append(total)
-        indices = np.concatenate(parts) if parts else _NO_SLOTS
+        # A writable int32 array over one joined buffer (scipy sorts the batch's in place).
+        indices = np.frombuffer(bytearray().join(parts), dtype=np.int32)
         if len(docs) == 1:  # routing one query: count by one sort, no sparse-matrix checks
             slots, counts = _sorted_counts(indices)
             ptr = np.asarray([0, slots.size], dtype=np.int32)
@@ -195,7 +197,7 @@ class HashingEmbedder:
             (
                 np.ones(indices.size, dtype=np.float32),
                 indices,
-                np.asarray(indptr, dtype=np.int32),
+                (np.asarray(indptr, dtype=np.int64) // 4).astype(np.int32),
             ),
             shape=(len(docs), n),
         )
