@@ -17,6 +17,7 @@ import numpy as np
 from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.errors import NotFittedError
 from llmrouter_core.pool import estimate_tokens
+from llmrouter_core.routers.heads import clip_inplace
 
 __all__ = ["CostModel"]
 
@@ -57,8 +58,7 @@ class CostModel:
             raise NotFittedError("CostModel is not fitted")
         tokens = np.array([estimate_tokens(q) for q in queries], dtype=np.float64)
         pred = self.intercept_[None, :] + tokens[:, None] * self.slope_[None, :]
-        np.maximum(pred, self.low_, out=pred)
-        return np.minimum(pred, self.high_, out=pred)
+        return clip_inplace(pred, self.low_, self.high_)
 
     def get_state(self) -> dict[str, Any]:
         return {
