@@ -374,7 +374,7 @@ class KNNHead(Head):
     def similarities(self, x: Any) -> FloatArray:
         """Cosine similarity of each row of ``x`` to every training query."""
         if sp.issparse(x) and x.shape[0] == 1 and sp.issparse(self.x_train_t):
-            one = _postings_product(sp.csr_matrix(x), self.x_train_t)
+            one = _postings_product(x if x.format == "csr" else sp.csr_matrix(x), self.x_train_t)
             if one is not None:
                 return one
         return _dot(x, self.x_train_t)
