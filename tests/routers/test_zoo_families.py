@@ -112,6 +112,48 @@ def test_bradley_terry_orders_models_by_their_wins(rb_small) -> None:  # type: i
     np.testing.assert_allclose(bradley_terry(np.full((1, 4), 0.5))[0], 0.0, atol=1e-12)
 
 
+def _bradley_terry_mm(ms: np.ndarray, n_iter: int, prior: float = 0.05) -> np.ndarray:
+    """The minorisation-maximisation iterations for the Bradley-Terry fit (Hunter 2004), as a
+    reference: a different algorithm for the same maximum-likelihood strengths."""
+    k, m = ms.shape
+    wins = 0.5 + 0.5 * (ms[:, :, None] - ms[:, None, :]) + 0.5 * prior
+    off = ~np.eye(m, dtype=bool)
+    w_sum = np.where(off, wins, 0.0).sum(axis=2)
+    p = np.ones((k, m))
+    for _ in range(n_iter):
+        p = w_sum / np.where(off, (1.0 + prior) / (p[:, :, None] + p[:, None, :]), 0.0).sum(2)
+        p /= np.exp(np.log(p).mean(axis=1, keepdims=True))
+    return np.log(p)
+
+
+def test_bradley_terry_is_the_maximum_likelihood_fit(rb_small) -> None:  # type: ignore[no-untyped-def]
+    """Newton's steps reach the strengths that the minorisation-maximisation algorithm
+    converges to: on real similarity-weighted records, on random ones, and on lopsided ones
+    (0/1 scores, where MM needs thousands of iterations), and the likelihood's gradient is
+    zero there."""
+    train, _ = rb_small
+    rng = np.random.default_rng(0)
+    y = train.scores
+    w = rng.dirichlet(np.full(y.shape[0], 0.05), size=40)  # a few battles dominate each row
+    cases = [w @ y, rng.random((40, 7)), (rng.random((40, 5)) > 0.5).astype(float), np.eye(4)]
+    for ms in cases:
+        beta = bradley_terry(ms)
+        np.testing.assert_allclose(beta, _bradley_terry_mm(ms, 20_000), atol=1e-8)
+        np.testing.assert_allclose(beta.sum(axis=1), 0.0, atol=1e-12)
+        m = ms.shape[1]
+        wins = (0.5 + 0.5 * (ms[:, :, None] - ms[:, None, :]) + 0.025) * ~np.eye(m, dtype=bool)
+        p_win = 1.0 / (1.0 + np.exp(beta[:, None, :] - beta[:, :, None]))
+        grad = wins.sum(axis=2) - 1.05 * (p_win * ~np.eye(m, dtype=bool)).sum(axis=2)
+        np.testing.assert_allclose(grad, 0.0, atol=1e-10)
+    # Rows are independent tournaments: a batch equals its rows fitted one by one.
+    np.testing.assert_allclose(
+        bradley_terry(cases[1]), np.vstack([bradley_terry(r) for r in cases[1]]), atol=1e-13
+    )
+    assert bradley_terry(np.empty((0, 3))).shape == (0, 3)
+    with pytest.raises(ValueError, match="prior"):
+        bradley_terry(cases[1], prior=0.0)
+
+
 def test_elo_quality_is_global_and_follows_the_ratings(rb_small) -> None:  # type: ignore[no-untyped-def]
     train, test = rb_small
     router = get_router("elo").fit(train)
