@@ -99,6 +99,16 @@ class RouterLike(Protocol):
     ) -> Decision: ...
 
 
+@dataclass(frozen=True)
+class _ModelFacts:
+    """What planning reads of one pool model, looked up once per executor: the spec, its
+    context window and its bounding prices (LiteLLM's table is offline and static)."""
+
+    spec: ModelSpec
+    window: int | None
+    prices: tuple[float, float] | None
+
+
 @dataclass
 class _Plan:
     messages: list[sup.Message]
@@ -208,6 +218,7 @@ class Executor:
         self._services: dict[str, tuple[str, ...]] = {}
         # Pool models outside the router's (callable with ``model=``) get theirs on first use.
         self._spec_kwargs = {name: _spec_call_kwargs(self.pool[name]) for name in self.models}
+        self._model_facts: dict[str, _ModelFacts] = {}
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _RouteBatcher] = (
@@ -254,7 +265,7 @@ class Executor:
     def context_window(self, model: str) -> int | None:
         """Maximum prompt tokens of pool model ``model`` (the pool's, else LiteLLM's;
         ``None`` = unknown)."""
-        return sup.context_window(self._litellm, self.pool[model])
+        return self._facts(model).window
 
     def cost_bound(
         self,
@@ -270,10 +281,9 @@ class Executor:
         the pool's and LiteLLM's prices. ``None`` if no price is known."""
         msgs = sup.normalize_messages(messages)
         return self._cost_bound(
-            self.pool[model],
+            self._facts(model),
             msgs,
-            sup.prompt_chars(msgs, tools),
-            len(msgs),
+            sup.input_token_bound(sup.prompt_chars(msgs, tools), len(msgs)),
             max_tokens if max_tokens is not None else self.limit_max_tokens,
         )
 
@@ -588,9 +598,11 @@ class Executor:
         left = budget.remaining if budget is not None else math.inf
         json_schema = sup.wants_json_schema(response_format)
         est_tokens = sup.input_token_estimate(chars, n_msgs)
+        tokens_bound = sup.input_token_bound(chars, n_msgs)
         litellm = self._litellm
         for name in candidates:
-            spec = self.pool[name]
+            facts = self._facts(name)
+            spec = facts.spec
             if model is None:
                 if tools and not sup.supports(litellm, spec, "tools"):
                     excluded[name] = "does not support tools"
@@ -598,14 +610,14 @@ class Executor:
                 if json_schema and not sup.supports(litellm, spec, "json_schema"):
                     excluded[name] = "does not support JSON-schema output"
                     continue
-                window = sup.context_window(litellm, spec)
+                window = facts.window
                 if window is not None and est_tokens > window:
                     excluded[name] = (
                         f"prompt of ~{est_tokens} tokens exceeds its context window of {window}"
                     )
                     continue
             if limited:
-                bound = self._cost_bound(spec, msgs, chars, n_msgs, max_tokens)
+                bound = self._cost_bound(facts, msgs, tokens_bound, max_tokens)
                 if bound is None:
                     continue
                 bounds[name] = bound
@@ -737,23 +749,35 @@ class Executor:
             batcher = self._batchers[loop] = _RouteBatcher(self.router, loop)
         return batcher
 
+    def _facts(self, name: str) -> _ModelFacts:
+        """The :class:`_ModelFacts` of pool model ``name`` (cached, like the model's call
+        arguments: the executor's pool is fixed when it is built)."""
+        facts = self._model_facts.get(name)
+        if facts is None:
+            spec = self.pool[name]
+            facts = self._model_facts[name] = _ModelFacts(
+                spec,
+                sup.context_window(self._litellm, spec),
+                sup.bound_prices(self._litellm, spec),
+            )
+        return facts
+
+    @staticmethod
     def _cost_bound(
-        self,
-        spec: ModelSpec,
+        facts: _ModelFacts,
         messages: list[sup.Message],
-        chars: int,
-        n_msgs: int,
+        tokens_in: int,
         max_tokens: int | None,
     ) -> float | None:
-        """Upper bound of one call's cost (``None`` if neither the pool nor LiteLLM knows the
-        model's prices and its provider cannot tell the cost in advance)."""
-        exact = sup.known_call_cost(spec.litellm_model, messages)
+        """Upper bound of one call's cost given a bound on its prompt tokens (``None`` if
+        neither the pool nor LiteLLM knows the model's prices and its provider cannot tell the
+        cost in advance)."""
+        exact = sup.known_call_cost(facts.spec.litellm_model, messages)
         if exact is not None:
             return exact
-        prices = sup.bound_prices(self._litellm, spec)
+        prices = facts.prices
         if prices is None:
             return None
-        tokens_in = sup.input_token_bound(chars, n_msgs)
         return prices[0] * tokens_in + prices[1] * float(max_tokens or 0)
 
     # -- attempts --------------------------------------------------------------------------
@@ -908,9 +932,9 @@ class Executor:
             return
         amount = reservation.amount
         if delivered is not None:
-            spec = self.pool[name]
-            known = sup.known_call_cost(spec.litellm_model, plan.messages)
-            prices = sup.bound_prices(self._litellm, spec)
+            facts = self._facts(name)
+            known = sup.known_call_cost(facts.spec.litellm_model, plan.messages)
+            prices = facts.prices
             if known is not None:
                 amount = known
             elif prices is not None:

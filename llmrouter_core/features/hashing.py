@@ -51,6 +51,28 @@ def clear_caches() -> None:
     _line_cache_chars.clear()
 
 
+CacheSnapshot = tuple[dict[int, dict[str, int]], dict[int, dict[str, _Line]], dict[int, int]]
+
+
+def cache_snapshot() -> CacheSnapshot:
+    """A copy of the per-process n-gram and line caches, for :func:`restore_caches` (e.g. to
+    start repeated measurements from the same caches)."""
+    return (
+        {n: dict(d) for n, d in _SLOT_CACHE.items()},
+        {n: dict(d) for n, d in _LINE_CACHE.items()},
+        dict(_line_cache_chars),
+    )
+
+
+def restore_caches(snapshot: CacheSnapshot) -> None:
+    """Put back the caches saved by :func:`cache_snapshot` (features are unchanged)."""
+    slots, lines, chars = snapshot
+    clear_caches()
+    _SLOT_CACHE.update({n: dict(d) for n, d in slots.items()})
+    _LINE_CACHE.update({n: dict(d) for n, d in lines.items()})
+    _line_cache_chars.update(chars)
+
+
 def _sorted_counts(
     slots: npt.NDArray[np.int32],
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:

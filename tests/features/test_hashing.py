@@ -202,6 +202,30 @@ def test_line_cache_leaves_features_unchanged(train_prompts: list[str]) -> None:
     assert (cold != small).nnz == 0
 
 
+def test_cache_snapshot_restores_the_caches(train_prompts: list[str]) -> None:
+    """A snapshot restores the caches as they were: lines and n-grams added after it are
+    forgotten, those before it kept, and a later change to the live caches leaves the snapshot
+    alone."""
+    from llmrouter_core.features import hashing
+
+    emb = HashingEmbedder(n_features=N)
+    hashing.clear_caches()
+    half = len(train_prompts) // 2
+    first, later = train_prompts[:half], train_prompts[half:]
+    before = emb._word_counts(first)
+    snap = hashing.cache_snapshot()
+    lines, slots = set(hashing._LINE_CACHE[N]), set(hashing._SLOT_CACHE[N])
+    emb._word_counts(later)
+    assert set(hashing._LINE_CACHE[N]) > lines  # the later texts added lines
+    hashing.restore_caches(snap)
+    assert set(hashing._LINE_CACHE[N]) == lines
+    assert set(hashing._SLOT_CACHE[N]) == slots
+    hashing._LINE_CACHE[N].clear()
+    hashing.restore_caches(snap)  # the snapshot did not share the live dictionaries
+    assert set(hashing._LINE_CACHE[N]) == lines
+    assert (emb._word_counts(first) != before).nnz == 0
+
+
 def test_a_text_alone_equals_its_row_in_a_batch(train_prompts: list[str]) -> None:
     """Routing one query and routing it in a batch read bit-identical features."""
     emb = HashingEmbedder(n_features=N).fit(train_prompts)
