@@ -37,8 +37,11 @@ _SLOT_CACHE_MAX = 1_000_000
 # into one buffer in a single call.
 _Line = tuple[bytes, str | None, str | None]
 # Prompts repeat whole lines (system prompts, templates, few-shot examples), so a repeated line
-# costs one dictionary lookup instead of a token scan. Bounded by the characters it holds
-# (cleared when full), so memory stays at a few tens of MB whatever the traffic.
+# costs one dictionary lookup instead of a token scan. A block of lines between blank lines
+# (a few-shot example, a system prompt) is also kept whole, under its text, once it recurs
+# with every line already known: a repeated block is then one lookup instead of one per line.
+# Bounded by the characters it holds (cleared when full), so memory stays at a few tens of MB
+# whatever the traffic.
 _LINE_CACHE: dict[int, dict[str, _Line]] = {}
 _LINE_CACHE_CHARS = 4_000_000
 _line_cache_chars: dict[int, int] = {}
@@ -149,8 +152,9 @@ class HashingEmbedder:
         The same features as scikit-learn's ``HashingVectorizer(ngram_range=(1, 2))`` with
         non-negative signed-32-bit murmurhash3, without its per-call validation overhead
         (which dominated the latency of routing one query). Each distinct n-gram is hashed
-        once per process, and each distinct line is scanned once (bounded caches): texts
-        repeat their words, and prompts repeat whole lines.
+        once per process, each distinct line is scanned once, and a recurring block of lines
+        is looked up whole (bounded caches): texts repeat their words, and prompts repeat
+        whole lines and blocks.
         """
         import scipy.sparse as sp
         from sklearn.utils import murmurhash3_32
@@ -166,6 +170,14 @@ class HashingEmbedder:
             index[gram] = h
             return h
 
+        def remember(key: str, entry: _Line) -> None:
+            size = _line_cache_chars.get(n, 0) + len(key)
+            if size > _LINE_CACHE_CHARS:
+                lines.clear()
+                size = len(key)
+            _line_cache_chars[n] = size
+            lines[key] = entry
+
         def scan(line: str) -> _Line:
             tokens = _TOKEN.findall(line)
             entry: _Line = (b"", None, None)
@@ -176,37 +188,55 @@ class HashingEmbedder:
                 except KeyError:
                     slots = [index[g] if g in index else slot(g) for g in grams]
                 entry = (np.asarray(slots, dtype=np.int32).tobytes(), tokens[0], tokens[-1])
-            size = _line_cache_chars.get(n, 0) + len(line)
-            if size > _LINE_CACHE_CHARS:
-                lines.clear()
-                size = len(line)
-            _line_cache_chars[n] = size
-            lines[line] = entry
+            remember(line, entry)
+            return entry
+
+        def link(
+            pieces: list[str], out: list[bytes], miss: Any
+        ) -> tuple[str | None, str | None, bool]:
+            """Append the slots of consecutive pieces of text (lines, or blocks of lines) to
+            ``out``: each piece's cached entry (``miss(piece)`` builds an uncached one), plus
+            the bigram across each boundary between pieces that have tokens (tokens never span
+            a newline, so these are all the n-grams of the joined text). Returns the first and
+            last tokens, and whether every piece was cached."""
+            first: str | None = None
+            last: str | None = None
+            across: list[int] = []
+            known = True
+            for piece in pieces:
+                entry = lines.get(piece)
+                if entry is None:
+                    known = False
+                    entry = miss(piece)
+                if entry[1] is None:
+                    continue
+                out.append(entry[0])
+                if last is None:
+                    first = entry[1]
+                else:
+                    gram = last + " " + entry[1]
+                    across.append(index[gram] if gram in index else slot(gram))
+                last = entry[2]
+            if across:
+                out.append(np.asarray(across, dtype=np.int32).tobytes())
+            return first, last, known
+
+        def block(text: str) -> _Line:
+            """An uncached block: its lines, linked; kept whole if every line was known."""
+            chunks: list[bytes] = []
+            first, last, known = link(text.split("\n"), chunks, scan)
+            entry = (b"".join(chunks), first, last)
+            if known and "\n" in text:
+                remember(text, entry)
             return entry
 
         indptr = [0]  # in bytes, 4 per slot
         parts: list[bytes] = []
         total = 0
         for doc in docs:
-            # Tokens never span a newline, so a document's n-grams are its lines' n-grams
-            # plus one bigram across each boundary between lines that have tokens.
-            last: str | None = None
-            across: list[int] = []
-            for line in doc.lower().split("\n"):
-                entry = lines.get(line)
-                if entry is None:
-                    entry = scan(line)
-                if entry[1] is None:
-                    continue
-                parts.append(entry[0])
-                total += len(entry[0])
-                if last is not None:
-                    gram = last + " " + entry[1]
-                    across.append(index[gram] if gram in index else slot(gram))
-                last = entry[2]
-            if across:
-                parts.append(np.asarray(across, dtype=np.int32).tobytes())
-                total += 4 * len(across)
+            start = len(parts)
+            link(doc.lower().split("\n\n"), parts, block)
+            total += sum(map(len, parts[start:]))
             indptr.append(total)
         # A writable int32 array over one joined buffer (scipy sorts the batch's in place).
         indices = np.frombuffer(bytearray().join(parts), dtype=np.int32)

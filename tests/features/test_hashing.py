@@ -112,8 +112,11 @@ def test_equal_but_distinct_texts_are_counted_afresh(train_prompts: list[str]) -
 
 
 def test_word_counts_equal_scikit_learns_hashing_vectorizer(train_prompts: list[str]) -> None:
-    """The fast counting path gives exactly scikit-learn's hashed word 1-2-gram counts."""
+    """The fast counting path gives exactly scikit-learn's hashed word 1-2-gram counts, with
+    cold caches and with lines and blocks of lines cached."""
     from sklearn.feature_extraction.text import HashingVectorizer
+
+    from llmrouter_core.features import hashing
 
     texts = [
         *train_prompts[:150],
@@ -125,8 +128,15 @@ def test_word_counts_equal_scikit_learns_hashing_vectorizer(train_prompts: list[
         # Bigrams across lines, across token-less lines, and Windows line ends.
         "first line ends here\nsecond starts\n\n!!\nx\nafter blanks\r\nwindows line\r\n",
         "\n\nleading newlines\nrepeated line\nrepeated line\n",
+        # Blocks between blank lines: repeated (so they are cached whole), token-less, with
+        # runs of newlines, and a repeated block next to new ones.
+        "shared block one\nof two lines\n\nfresh question here",
+        "shared block one\nof two lines\n\nanother fresh question\n\n\n!!\n\n",
+        "x shared block one\nof two lines\n\nshared block one\nof two lines\n\n\n\nend",
+        "?\n!!\n\n\n\nshared block one\nof two lines",
     ]
-    for n in (N, 2**18):
+    hashing.clear_caches()  # cold caches first; the second n repeats every text warm
+    for n in (N, N, 2**18):
         ours = HashingEmbedder(n_features=n, char_ngrams=False)._word_counts(
             [t.lower() for t in texts]
         )
@@ -141,6 +151,10 @@ def test_word_counts_equal_scikit_learns_hashing_vectorizer(train_prompts: list[
             assert alone.has_canonical_format
             assert alone.indices.dtype == alone.indptr.dtype == np.int32
             assert (alone != ref[i].astype(np.float32)).nnz == 0
+    # The repeated block was kept whole; a block seen once, with new lines, was not.
+    assert "shared block one\nof two lines" in hashing._LINE_CACHE[N]
+    assert "shared block one\nof two lines" in hashing._LINE_CACHE[2**18]
+    assert not any("fresh question" in key and "\n" in key for key in hashing._LINE_CACHE[N])
 
 
 def test_sorted_counts_equal_scipys_duplicate_sum() -> None:
