@@ -67,3 +67,36 @@ def test_stack_roundtrip_with_mixed_inputs(stacked, rb_small, tmp_path) -> None:
         loaded.predict_quality(test.queries), stacked.predict_quality(test.queries), atol=1e-12
     )
     assert [h.kind for h in loaded.head_.heads] == [h.kind for h in stacked.head_.heads]
+
+
+def test_linear_members_on_the_projection_are_folded(rb_small, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A linear member that reads the projection is applied as one linear map of the sparse
+    features: its predictions equal the two-step product to float32 rounding, the projection
+    is not computed when no other member needs it, and the saved stack keeps the member."""
+    from llmrouter_core.routers import heads
+    from llmrouter_core.routers._zoo import Projector
+
+    train, test = rb_small
+    router = get_router("auto", members=("linear", "irt"), weight_steps=2).fit(train)
+    head = router.head_
+    assert isinstance(head, ZooStackHead)
+    dense = [h for h, m in zip(head.heads, head.modes, strict=True) if m != 0]
+    assert dense and all(type(h) is heads.LinearHead for h in dense)
+    assert all(mode == 0 for _, _, mode in head._members)  # every member reads x itself
+    x = router.embedder_.transform(test.queries)
+    z = head.projector.transform(x)
+    two_step = np.zeros((len(test.queries), len(router.models_)))
+    for member, w, mode in zip(head.heads, head.weights, head.modes, strict=True):
+        inp = x if mode == 0 else (z if mode == 1 else z * head.projector.scale_)
+        two_step += w * member.predict(inp)
+    calls: list[int] = []
+    real = Projector.transform
+    monkeypatch.setattr(Projector, "transform", lambda self, a: calls.append(1) or real(self, a))
+    folded = head.predict(x)
+    assert not calls
+    np.testing.assert_allclose(folded, two_step, rtol=0, atol=1e-6)
+    assert router.route_batch(test.queries[:20]) == [router.route(q) for q in test.queries[:20]]
+    monkeypatch.undo()
+    state = head.get_state()
+    assert [h.kind for h in ZooStackHead.from_state(state).heads] == [h.kind for h in head.heads]
+    assert all(h.coef is not None for h in head.heads)  # the originals, not the folded maps
