@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -192,7 +192,7 @@ class HashingEmbedder:
             return entry
 
         def link(
-            pieces: list[str], out: list[bytes], miss: Any
+            pieces: list[str], out: list[bytes], miss: Callable[[str], _Line]
         ) -> tuple[str | None, str | None, bool]:
             """Append the slots of consecutive pieces of text (lines, or blocks of lines) to
             ``out``: each piece's cached entry (``miss(piece)`` builds an uncached one), plus

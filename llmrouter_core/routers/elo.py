@@ -67,9 +67,7 @@ def bradley_terry(mean_scores: FloatArray, max_iter: int = 50, prior: float = 0.
     # Small arrays, many steps: the ufuncs and their reductions directly (routing one query
     # runs this on an 11-model row).
     add, exp, solve = np.add.reduce, np.exp, np.linalg.solve
-    for _ in range(max_iter):
-        if k == 0:
-            break
+    for _ in range(max_iter if k else 0):
         # s[a, b] = P(a beats b) = sigmoid(theta_a - theta_b); a model does not play itself.
         s = 1.0 / (1.0 + exp(theta[:, None, :] - theta[:, :, None]))
         s[:, diag, diag] = 0.0
