@@ -223,10 +223,12 @@ class HashingEmbedder:
 
         def block(text: str) -> _Line:
             """An uncached block: its lines, linked; kept whole if every line was known."""
+            if "\n" not in text:  # one line: its own entry
+                return scan(text)
             chunks: list[bytes] = []
             first, last, known = link(text.split("\n"), chunks, scan)
             entry = (b"".join(chunks), first, last)
-            if known and "\n" in text:
+            if known:
                 remember(text, entry)
             return entry
 

@@ -95,13 +95,18 @@ class ZooStackHead(Head):
             out.append((head, w, mode))
         return out
 
+    @cached_property
+    def _projects(self) -> bool:
+        """Whether a member (after folding) still reads the projection."""
+        return self.projector is not None and any(m != _SPARSE for _, _, m in self._members)
+
     def predict(self, x: Any) -> FloatArray:
         out = np.zeros((x.shape[0], self.n_outputs))
-        members = self._members
         z = None
-        if self.projector is not None and any(m != _SPARSE for _, _, m in members):
+        if self._projects:
+            assert self.projector is not None
             z = self.projector.transform(x)
-        for head, w, mode in members:
+        for head, w, mode in self._members:
             if mode == _SPARSE:
                 out += w * head.predict(x)
             else:
@@ -111,11 +116,11 @@ class ZooStackHead(Head):
         return out
 
     def row_matrices(self) -> list[RowMatrix]:
-        members = self._members
         out = []
-        if self.projector is not None and any(m != _SPARSE for _, _, m in members):
+        if self._projects:
+            assert self.projector is not None
             out.extend(self.projector.row_matrices())
-        for head, _, mode in members:
+        for head, _, mode in self._members:
             if mode == _SPARSE:
                 out.extend(head.row_matrices())
         return out
