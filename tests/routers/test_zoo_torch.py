@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -83,7 +84,7 @@ def test_routerdc_puts_queries_near_their_best_models(rb_small) -> None:  # type
 @pytest.fixture(scope="module")
 def encoder_router(rb_small):  # type: ignore[no-untyped-def]
     train, _ = rb_small
-    return get_router("encoder", max_length=32, epochs=2, batch_size=16).fit(train)
+    return get_router("encoder", n_layers=3, max_length=32, epochs=2, batch_size=16).fit(train)
 
 
 def test_encoder_saves_only_its_trained_layers(encoder_router, rb_small, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -93,9 +94,20 @@ def test_encoder_saves_only_its_trained_layers(encoder_router, rb_small, tmp_pat
     router.save(tmp_path / "e")
     with np.load(tmp_path / "e" / "arrays.npz", allow_pickle=False) as npz:
         names = set(npz.files)
-    assert any(n.startswith("enc/layer5.") for n in names)
-    assert not any(n.startswith("enc/layer0.") for n in names)  # frozen: read from the package
+    assert any(n.startswith("enc/layer2.") for n in names)  # the top of the three layers used
+    assert not any(n.startswith(("enc/layer0.", "enc/layer1.")) for n in names)  # frozen
+    assert not any(n.startswith(("enc/layer3.", "enc/layer5.")) for n in names)  # unused
     loaded = load_router(tmp_path / "e")
+    assert len(loaded.encoder_.model.encoder.layer) == 3
+    # A file saved before ``n_layers`` existed: the saved layers say how many were used.
+    doc = json.loads((tmp_path / "e" / "router.json").read_text())
+    del doc["params"]["n_layers"]
+    (tmp_path / "e" / "router.json").write_text(json.dumps(doc))
+    older = load_router(tmp_path / "e")
+    assert older.n_layers == 3
+    np.testing.assert_allclose(
+        older.predict_quality(test.queries[:5]), router.predict_quality(test.queries[:5]), atol=1e-6
+    )
     np.testing.assert_allclose(
         loaded.predict_quality(test.queries[:20]),
         router.predict_quality(test.queries[:20]),
@@ -113,3 +125,49 @@ def test_encoder_reads_the_end_of_long_prompts(encoder_router, rb_small) -> None
     assert ids[-5:] == question[-5:]
     with pytest.raises(ValueError):
         get_router("encoder", truncation="middle").fit(train)
+    for bad in ({"n_layers": 0}, {"n_layers": 7}, {"n_layers": 2, "trainable_layers": 3}):
+        with pytest.raises(ValueError, match="layers"):
+            get_router("encoder", **bad).fit(train)
+
+
+@pytest.mark.parametrize("truncation", ["tail", "head"])
+def test_encoder_tokens_equal_those_of_the_whole_text(encoder_router, rb_small, truncation) -> None:  # type: ignore[no-untyped-def]
+    """The fast first cut keeps exactly the tokens that tokenizing the whole prompt keeps."""
+    from llmrouter_core.routers.encoder import _Encoder
+
+    train, test = rb_small
+    texts = [
+        *train.queries,
+        *test.queries,
+        "x" * 100 + " the question",  # no whitespace near the cut: the first try is redone
+        "word " * 400,
+        "a" * 5000,
+    ]
+    enc = encoder_router.encoder_
+    for max_length in (8, 32, 100):
+        mine = _Encoder(1, 1, 2, max_length, truncation, 0)
+        keep = max_length - 2
+        for text, ids in zip(texts, mine.encode(texts), strict=True):
+            whole = enc.tokenizer.encode(text, add_special_tokens=False).ids
+            kept = whole[-keep:] if truncation == "tail" else whole[:keep]
+            assert ids == [enc.cls_id, *kept, enc.sep_id]
+
+
+def test_encoder_fused_inference_equals_the_bert_layers(encoder_router, rb_small) -> None:  # type: ignore[no-untyped-def]
+    """Routing runs the layers as fused products; they give BERT's own layers' outputs."""
+    _, test = rb_small
+    enc = encoder_router.encoder_
+    by_length = sorted(test.queries, key=len)
+    queries = by_length[:20] + by_length[-20:]  # short and long: a padded batch
+    assert len(min(enc.encode(queries), key=len)) < enc.max_length
+    assert enc.fast
+    fused = enc.logits(queries, batch_size=40)
+    single = np.vstack([enc.logits([q]) for q in queries[:5]])
+    enc.fast = False
+    try:
+        layers = enc.logits(queries, batch_size=40)
+    finally:
+        enc.fast = True
+    np.testing.assert_allclose(fused, layers, atol=1e-5)
+    np.testing.assert_allclose(single, layers[:5], atol=1e-5)
+    assert np.ptp(layers, axis=0).max() > 1e-3  # the queries do get different logits
