@@ -4,6 +4,7 @@ Printed for one dataset (train on the train split, figures on the test split):
 
 - the AIQ of routing by every model's mean score with exact per-query costs (close to the
   single models' hull), and the per-query oracle's;
+- each policy's cost to reach the best single model's score (as a share of its cost);
 - the *task oracle*: every test query's task is known, and each model's quality is its mean
   score on that task **in the test split** (exact per-query costs). It is the best that any
   router recognising only the task can do; it uses the test outcomes on purpose, so it is a
@@ -13,8 +14,8 @@ Printed for one dataset (train on the train split, figures on the test split):
   predicting each model's 0/1 outcome within each task (5 stratified folds);
 - what a target AIQ asks of that predictability: the AIQ of a simulated scorer that knows the
   task and, within it, has a given AUC for every model's outcome (a Gaussian signal of the
-  test outcome, exactly calibrated on the task's base rate; binary scores only; mean over
-  three seeds).
+  test outcome, exactly calibrated on the task's base rate; binary scores only; AIQ the mean
+  over three seeds, the cost to match given per seed).
 
 Usage:
     LLMROUTER_DATA_DIR=../shared/data python benchmarks/bench_headroom.py
@@ -37,8 +38,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from llmrouter_core.benchmark import load_split
 from llmrouter_core.data.core import FloatArray, RoutingData
+from llmrouter_core.evaluation.metrics import cost_at_score
 from llmrouter_core.features import get_embedder
-from llmrouter_core.routers.selection import cv_aiq  # the AIQ that model selection uses
+from llmrouter_core.routers.selection import cv_aiq, route_points  # as model selection uses
 
 AUCS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 
@@ -88,11 +90,19 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     train, test = load_split(args.dataset)
     y, c = test.scores, test.costs
-    per_model = np.broadcast_to(y.mean(axis=0), y.shape)
+    best = int(np.argmax(y.mean(axis=0)))
+    best_score, best_cost = float(y[:, best].mean()), float(c[:, best].mean())
+
+    def show(name: str, quality: FloatArray) -> None:
+        at = cost_at_score(route_points(quality, c, y, c), best_score)
+        share = "never" if at is None else f"{at / best_cost:.0%}"
+        print(f"{name:<32} AIQ {cv_aiq(quality, c, y, c):.4f}   cost to match {share}")
+
     print(f"{args.dataset}: {train.n_queries} train / {test.n_queries} test queries")
-    print(f"model means, per-query costs   {cv_aiq(per_model, c, y, c):.4f}")
-    print(f"task oracle AIQ (test means)   {cv_aiq(task_means(test), c, y, c):.4f}")
-    print(f"per-query oracle AIQ           {cv_aiq(y, c, y, c):.4f}")
+    print(f"best single model {test.models[best]}: {best_score:.4f} at ${best_cost:.6f}/query")
+    show("model means, per-query costs", np.broadcast_to(y.mean(axis=0), y.shape))
+    show("task oracle (test means)", task_means(test))
+    show("per-query oracle", y)
 
     aucs = within_task_aucs(train)
     values = np.array([a for _, _, a in aucs])
@@ -109,9 +119,12 @@ def main() -> None:
         return
     print(f"\nAIQ of a task-aware scorer with a given within-task AUC (target {args.target}):")
     for auc in AUCS:
-        value = np.mean([cv_aiq(simulated_quality(test, auc, s), c, y, c) for s in range(3)])
+        runs = [simulated_quality(test, auc, s) for s in range(3)]
+        value = np.mean([cv_aiq(q, c, y, c) for q in runs])
+        at = [cost_at_score(route_points(q, c, y, c), best_score) for q in runs]
+        share = " / ".join("never" if a is None else f"{a / best_cost:.0%}" for a in at)
         mark = "  <- reaches the target" if value >= args.target else ""
-        print(f"  AUC {auc:.2f}: AIQ {value:.4f}{mark}")
+        print(f"  AUC {auc:.2f}: AIQ {value:.4f}, cost to match {share}{mark}")
 
 
 if __name__ == "__main__":

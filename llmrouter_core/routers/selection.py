@@ -16,7 +16,7 @@ import numpy.typing as npt
 from llmrouter_core.data.core import FloatArray
 from llmrouter_core.policy import choose
 
-__all__ = ["cv_aiq", "kfold", "select_blend"]
+__all__ = ["cv_aiq", "kfold", "route_points", "select_blend"]
 
 
 def kfold(
@@ -32,20 +32,19 @@ def kfold(
         yield train, val
 
 
-def cv_aiq(
+def route_points(
     quality: FloatArray,
     cost_pred: FloatArray,
     scores: FloatArray,
     costs: FloatArray,
     n_points: int = 33,
-) -> float:
-    """AIQ of routing by ``(quality, cost_pred)`` judged on measured ``scores`` / ``costs``.
+) -> list[tuple[float, float]]:
+    """(mean cost, mean score) of routing by ``(quality, cost_pred)`` over a sweep of cost
+    weights, judged on measured ``scores`` / ``costs``.
 
     The cost weights are log-spaced over the range where predicted choices change, plus 0 and
-    ``inf``; the range is the single models' mean costs on the same queries.
+    ``inf``.
     """
-    from llmrouter_core.evaluation.metrics import aiq
-
     pos = cost_pred[cost_pred > 0]
     if pos.size:
         grid = [np.inf, *np.geomspace(1e3 / pos.min(), 1e-3 / pos.max(), n_points), 0.0]
@@ -56,6 +55,20 @@ def cv_aiq(
     for w in grid:
         idx = choose(quality, cost_pred, float(w))
         points.append((float(costs[rows, idx].mean()), float(scores[rows, idx].mean())))
+    return points
+
+
+def cv_aiq(
+    quality: FloatArray,
+    cost_pred: FloatArray,
+    scores: FloatArray,
+    costs: FloatArray,
+    n_points: int = 33,
+) -> float:
+    """AIQ of :func:`route_points` over the single models' mean-cost range on the same queries."""
+    from llmrouter_core.evaluation.metrics import aiq
+
+    points = route_points(quality, cost_pred, scores, costs, n_points)
     mean_costs = costs.mean(axis=0)
     c_min, c_max = float(mean_costs.min()), float(mean_costs.max())
     if c_max <= c_min:
