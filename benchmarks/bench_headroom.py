@@ -47,6 +47,7 @@ AUCS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 def task_means(data: RoutingData) -> FloatArray:
     """Each query's row: every model's mean score over the queries of its task."""
+    assert data.tasks is not None
     tasks = np.asarray(data.tasks)
     out = np.empty_like(data.scores)
     for task in np.unique(tasks):
@@ -89,6 +90,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     train, test = load_split(args.dataset)
+    if train.tasks is None or test.tasks is None:
+        parser.error(f"{args.dataset} has no task labels: the task oracle needs them")
     y, c = test.scores, test.costs
     best = int(np.argmax(y.mean(axis=0)))
     best_score, best_cost = float(y[:, best].mean()), float(c[:, best].mean())
