@@ -157,21 +157,19 @@ class _Encoder:
     def _mask4(torch: Any, mask: Any) -> Any:
         return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
 
-    def bottom(self, ids: Any, mask: Any) -> Any:
-        torch = self.torch
-        h = self.model.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
-        m4 = self._mask4(torch, mask)
-        for layer in self.model.encoder.layer[: self.split]:
+    def _through(self, layers: Any, h: Any, mask: Any) -> Any:
+        m4 = self._mask4(self.torch, mask)
+        for layer in layers:
             h = layer(h, attention_mask=m4)
             h = h[0] if isinstance(h, tuple) else h
         return h
 
+    def bottom(self, ids: Any, mask: Any) -> Any:
+        h = self.model.embeddings(input_ids=ids, token_type_ids=self.torch.zeros_like(ids))
+        return self._through(self.model.encoder.layer[: self.split], h, mask)
+
     def top(self, h: Any, mask: Any) -> Any:
-        torch = self.torch
-        m4 = self._mask4(torch, mask)
-        for layer in self.model.encoder.layer[self.split :]:
-            h = layer(h, attention_mask=m4)
-            h = h[0] if isinstance(h, tuple) else h
+        h = self._through(self.model.encoder.layer[self.split :], h, mask)
         return self._readout(h, mask)
 
     def _readout(self, h: Any, mask: Any) -> Any:
