@@ -293,6 +293,30 @@ class Pool(Sequence[ModelSpec]):
         """``{"models": [...]}``, the pool-file format."""
         return {"models": [s.to_dict() for s in self._specs]}
 
+    def _rebuilt(self, clean: Any) -> tuple[Pool, list[str]]:
+        out, dropped = [], []
+        for spec in self._specs:
+            raw, removed = clean(spec.to_dict())
+            out.append(ModelSpec.from_dict(raw))
+            dropped += [f"{spec.name}: {path}" for path in removed]
+        return (self, []) if not dropped else (Pool(out), dropped)
+
+    def scrubbed(self) -> tuple[Pool, list[str]]:
+        """This pool without credentials in any field (names and values that look like
+        credentials, URL passwords; see :func:`~llmrouter_core.secrets.scrub_secrets`), and
+        what was removed, as ``"model: field"`` strings."""
+        from llmrouter_core.secrets import scrub_secrets
+
+        return self._rebuilt(scrub_secrets)
+
+    def without_endpoints(self) -> tuple[Pool, list[str]]:
+        """This pool without endpoint overrides, key variables, headers and credentials
+        (see :func:`~llmrouter_core.secrets.strip_endpoints`), and what was removed: the
+        models are then called at their providers' own endpoints with the caller's keys."""
+        from llmrouter_core.secrets import strip_endpoints
+
+        return self._rebuilt(strip_endpoints)
+
     @classmethod
     def from_dict(cls, raw: Any) -> Pool:
         """Build a pool from ``{"models": [...]}``, a list of specs, or LLMRouter's mapping."""

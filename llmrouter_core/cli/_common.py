@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,15 @@ err_console = Console(stderr=True, highlight=False)
 console = Console(highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+TrustEndpointsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-endpoints",
+        help="Use the endpoints, key variables and headers saved in the router directory "
+        "(ignored by default: a router directory is untrusted input).",
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from llmrouter_core.cli._common import (
+    TrustEndpointsOpt,
     console,
     err_console,
     fail,
@@ -133,10 +134,12 @@ def train(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Train a router and save it to a directory."""
+    from llmrouter_core.routers.persistence import check_save_target
     from llmrouter_core.routers.registry import DEFAULT_ROUTER, get_router
 
     setup_logging(verbose)
     with user_errors():
+        check_save_target(out)  # before training, not after
         model = get_router(router or DEFAULT_ROUTER, **_parse_params(param))
         pool_obj = _load_pool(pool)
         train_data = _load_training_data(data, pool_obj, on_defect, split)
@@ -169,6 +172,7 @@ def route(
     details: Annotated[
         bool, typer.Option("--details", help="Also write cost weight and predictions.")
     ] = False,
+    trust_endpoints: TrustEndpointsOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Route queries at one or several operating points; one JSON line per (query, point)."""
@@ -182,7 +186,7 @@ def route(
     if sweep is not None and sweep < 1:
         fail("--sweep must be at least 1")
     with user_errors():
-        model = load_router(router_dir)
+        model = load_router(router_dir, trust_endpoints=trust_endpoints)
         ids, texts = read_queries(queries)
         if sweep is not None:
             weights = model.sweep(sweep)
@@ -234,6 +238,7 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of the curve.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result.")] = None,
     on_defect: OnDefectOpt = "drop",
+    trust_endpoints: TrustEndpointsOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Evaluate a trained router on measured outcomes: curve, AIQ, oracle gap, per task."""
@@ -244,7 +249,7 @@ def evaluate(
 
     setup_logging(verbose)
     with user_errors():
-        model = load_router(router_dir)
+        model = load_router(router_dir, trust_endpoints=trust_endpoints)
         pool_obj = _load_pool(pool) or model.pool_
         loaded = load_dataset(data, on_defect=on_defect, pool=pool_obj if pool else None)
         if split is None and loaded.splits and "test" in set(loaded.splits):

@@ -19,7 +19,14 @@ from typing import Annotated, Any
 
 import typer
 
-from llmrouter_core.cli._common import echo_json, err_console, fail, setup_logging, user_errors
+from llmrouter_core.cli._common import (
+    TrustEndpointsOpt,
+    echo_json,
+    err_console,
+    fail,
+    setup_logging,
+    user_errors,
+)
 
 __all__ = ["chat", "infer", "register"]
 
@@ -85,6 +92,7 @@ def _build_executor(
     timeout: float,
     max_retries: int,
     routing_text: Any = "last_user",
+    trust_endpoints: bool = False,
 ) -> Any:
     from llmrouter_core.execution import Executor, PoolOrderRouter
     from llmrouter_core.pool import Pool
@@ -92,7 +100,7 @@ def _build_executor(
     if router_dir is not None:
         from llmrouter_core.routers.persistence import load_router
 
-        router: Any = load_router(router_dir)
+        router: Any = load_router(router_dir, trust_endpoints=trust_endpoints)
     else:
         from llmrouter_core.serve.local import default_pool, local_models_available
 
@@ -258,6 +266,7 @@ def infer(
     ] = 4,
     timeout: TimeoutOpt = 60.0,
     max_retries: RetriesOpt = 2,
+    trust_endpoints: TrustEndpointsOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Route a question (or a file of them) and answer it with the chosen model."""
@@ -279,6 +288,7 @@ def infer(
             cost_weight=cost_weight,
             timeout=timeout,
             max_retries=max_retries,
+            trust_endpoints=trust_endpoints,
         )
         queries: list[Any] = [question] if question is not None else _read_inputs(input_file)  # type: ignore[arg-type]
         if route_only:
@@ -420,6 +430,7 @@ def chat(
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Stream answers.")] = True,
     timeout: TimeoutOpt = 60.0,
     max_retries: RetriesOpt = 2,
+    trust_endpoints: TrustEndpointsOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Chat in the terminal; each turn is routed. End a line with \\ to continue it.
@@ -440,6 +451,7 @@ def chat(
             cost_weight=cost_weight,
             timeout=timeout,
             max_retries=max_retries,
+            trust_endpoints=trust_endpoints,
             routing_text=Conversation.routing_text,
         )
     interactive = sys.stdin.isatty()

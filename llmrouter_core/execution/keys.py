@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llmrouter_core.errors import LLMRouterError
+from llmrouter_core.secrets import SECRET_PATTERNS
 
 __all__ = [
     "ANY_SERVICE",
@@ -46,19 +46,6 @@ API_KEYS_ENV = "API_KEYS"
 ANY_SERVICE = "*"
 
 _REDACTED = "***"
-# Shapes of common provider keys and auth headers, redacted even when the key is not one of ours
-# (a provider may echo back a key that came from its own environment variable).
-_SECRET_PATTERNS = (
-    re.compile(r"\b(sk|pk|rk|ak)-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"\bnvapi-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"\bgsk_[A-Za-z0-9]{16,}"),
-    re.compile(r"\bhf_[A-Za-z0-9]{16,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(
-        r"(?i)((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"
-    ),
-)
 
 
 class KeysError(LLMRouterError, ValueError):
@@ -126,7 +113,7 @@ def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every given secret and every common key shape replaced by ``***``."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, _REDACTED)
-    for pattern in _SECRET_PATTERNS:
+    for pattern in SECRET_PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + _REDACTED, text)
         else:

@@ -69,6 +69,8 @@ class Router:
 
     models_: list[str]
     pool_: Pool
+    #: Endpoint settings of a loaded router's file that were ignored (see ``load_router``).
+    ignored_endpoints_: list[str]
     cost_model_: CostModel
     calibration_: dict[str, list[float]]
 

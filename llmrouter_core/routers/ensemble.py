@@ -33,7 +33,7 @@ from llmrouter_core.routers._zoo import (
     sub_arrays,
 )
 from llmrouter_core.routers.heads import Head, LinearHead, RowMatrix
-from llmrouter_core.routers.registry import get_router_class
+from llmrouter_core.routers.registry import registered_router_class
 from llmrouter_core.routers.selection import cv_aiq, kfold
 from llmrouter_core.routers.supervised import SupervisedRouter
 
@@ -217,7 +217,7 @@ class AutoRouter(ZooRouter):
         self.n_components = n_components
 
     def _member(self, name: str) -> SupervisedRouter:
-        cls = get_router_class(name)
+        cls = registered_router_class(name)
         if not issubclass(cls, SupervisedRouter) or issubclass(cls, AutoRouter):
             raise ValueError(f"member {name!r} is not a supervised scorer")
         params: dict[str, Any] = {"cv": self.cv, "random_state": self.random_state}

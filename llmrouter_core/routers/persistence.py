@@ -1,16 +1,29 @@
 """Saving and loading trained routers as plain files.
 
 A saved router is a directory with ``router.json`` (format version, router class as a registry
-name, hyperparameters, pool, calibration and JSON state) and ``arrays.npz`` (numeric state),
-read back with ``allow_pickle=False``: loading never unpickles and never imports a class that
-is not registered.
+name, hyperparameters, pool, calibration and JSON state) and ``arrays.npz`` (numeric state).
+
+A router directory is untrusted input, like a downloaded model file:
+
+* loading reads arrays with ``allow_pickle=False`` (never unpickles) and resolves the router
+  name through :func:`~llmrouter_core.routers.registry.registered_router_class`, which refuses
+  any name that is not registered *before* importing anything;
+* endpoints and secrets are the caller's decision, not the file's: unless the caller passes
+  ``trust_endpoints=True``, the saved pool's ``api_base``, ``api_key_env``, headers and
+  credentials, and hyperparameters of the same kind (a judge's endpoint or key variable), are
+  ignored, with one warning naming them;
+* saving writes no secret (:meth:`~llmrouter_core.pool.Pool.scrubbed`, one warning naming what
+  was dropped) and is atomic: the new files are written to a fresh directory that then takes
+  the old one's place, so an interrupted save leaves the old router (or none), never a mix.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,9 +37,12 @@ from llmrouter_core.routers.costs import CostModel
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_router", "save_router"]
 
+logger = logging.getLogger(__name__)
+
 FORMAT = "llmrouter-core/router"
 FORMAT_VERSION = 1
 _COST_PREFIX = "__cost__/"
+_FILES = ("router.json", "arrays.npz")
 
 
 def _json_safe(value: Any, where: str) -> Any:
@@ -56,11 +72,23 @@ def _from_json(value: Any) -> Any:
 
 
 def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
-    """Write ``router`` to directory ``path`` (created if needed; existing files replaced)."""
+    """Write ``router`` to directory ``path``, replacing a router saved there before.
+
+    No secret is written: credentials in the pool or the hyperparameters are dropped, with one
+    warning naming them. The save is atomic (see the module docstring).
+
+    Raises:
+        PersistenceError: The router is not registered or not fitted, its state is not
+            serialisable, or ``path`` is a file or a non-empty directory that does not hold a
+            saved router.
+    """
     from llmrouter_core import __version__
     from llmrouter_core.routers.registry import registered_name
+    from llmrouter_core.secrets import scrub_secrets
 
     router._check_fitted()
+    out = Path(path)
+    check_save_target(out)
     name = registered_name(type(router))
     if name is None:
         raise PersistenceError(
@@ -77,45 +105,94 @@ def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
     for key, arr in all_arrays.items():
         if np.asarray(arr).dtype == object:
             raise PersistenceError(f"array {key!r} has dtype object; only numeric arrays are saved")
+    pool, dropped = router.pool_.scrubbed()
+    params, dropped_params = scrub_secrets(_json_safe(router.get_params(), "hyperparameters"))
+    dropped += [f"hyperparameter {p}" for p in dropped_params]
+    if dropped:
+        logger.warning(
+            "not saving secrets with the router (give keys through API_KEYS or api_key_env): %s",
+            "; ".join(dropped),
+        )
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
         "router": name,
-        "params": _json_safe(router.get_params(), "hyperparameters"),
+        "params": params,
         "models": list(router.models_),
-        "pool": router.pool_.to_dict(),
+        "pool": pool.to_dict(),
         "cost_model": {"per_query": router.cost_model_.per_query},
         "calibration": _json_safe(router.calibration_, "calibration"),
         "n_train": int(getattr(router, "n_train_", 0)),
         "state": _json_safe(meta, "router state"),
     }
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    # Write to temporary files, then rename: a crash never leaves a half-written router.
-    with tempfile.NamedTemporaryFile("wb", dir=out, suffix=".npz", delete=False) as fh:
-        np.savez_compressed(fh, **{k: np.asarray(v) for k, v in all_arrays.items()})  # type: ignore[arg-type]
-        tmp_npz = fh.name
-    with tempfile.NamedTemporaryFile(
-        "w", dir=out, suffix=".json", delete=False, encoding="utf-8"
-    ) as fh:
-        json.dump(doc, fh, indent=2)
-        tmp_json = fh.name
-    for tmp, final in ((tmp_npz, "arrays.npz"), (tmp_json, "router.json")):
-        os.chmod(tmp, 0o644)  # tempfile creates 0600; a saved router is an ordinary file
-        os.replace(tmp, out / final)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".saving", dir=out.parent))
+    try:
+        with (staging / "arrays.npz").open("wb") as fh:
+            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in all_arrays.items()})  # type: ignore[arg-type]
+        (staging / "router.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        os.chmod(staging, 0o755)  # mkdtemp creates 0700; a saved router is an ordinary dir
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return out
 
 
-def load_router(path: str | os.PathLike[str]) -> Router:
+def check_save_target(out: Path) -> None:
+    """Raise :class:`PersistenceError` unless ``out`` can receive a saved router: it does not
+    exist, is an empty directory, or holds a saved router (which the save replaces)."""
+    if out.exists() and not out.is_dir():
+        raise PersistenceError(f"cannot save a router to {out}: it is a file, not a directory")
+    if out.is_dir():
+        entries = {p.name for p in out.iterdir()}
+        if entries and not entries <= set(_FILES):
+            raise PersistenceError(
+                f"cannot save a router to {out}: the directory holds other files "
+                f"({', '.join(sorted(entries - set(_FILES))[:3])}); choose an empty or new "
+                "directory"
+            )
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Put directory ``staging`` in the place of ``out`` (which may hold an older router)."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = out.with_name(f".{out.name}.{os.getpid()}.replaced")
+    os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(old, out)  # put the old router back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_router(path: str | os.PathLike[str], *, trust_endpoints: bool = False) -> Router:
     """Load a router saved by :meth:`Router.save`.
+
+    Args:
+        path: The router directory.
+        trust_endpoints: Use the endpoints, key variables and headers saved with the router
+            (its pool's ``api_base`` / ``api_key_env`` / headers, a judge's endpoint). Off by
+            default: a router directory is untrusted input, and its models are called at
+            their providers' own endpoints with the caller's keys, or through the pool the
+            caller passes to the executor. What is ignored is logged once and listed in
+            ``router.ignored_endpoints_``.
+
+    Raises:
+        PersistenceError: The directory is missing, corrupt, of another format version, or
+            names a router class that is not registered.
 
     Example:
         >>> router = load_router("runs/default")  # doctest: +SKIP
         >>> router.route("What is 2 + 2?").model  # doctest: +SKIP
         'mistralai/mistral-7b-chat'
     """
-    from llmrouter_core.routers.registry import get_router_class
+    from llmrouter_core.routers.registry import registered_router_class
+    from llmrouter_core.secrets import strip_endpoints
 
     root = Path(path)
     meta_path = root / "router.json"
@@ -136,7 +213,7 @@ def load_router(path: str | os.PathLike[str]) -> Router:
             f"this library reads version {FORMAT_VERSION}"
         )
     try:
-        cls = get_router_class(str(doc["router"]))
+        cls = registered_router_class(str(doc.get("router")))
     except UnknownRouterError as exc:
         raise PersistenceError(f"{meta_path}: {exc}") from exc
     try:
@@ -145,9 +222,24 @@ def load_router(path: str | os.PathLike[str]) -> Router:
     except (OSError, ValueError) as exc:
         raise PersistenceError(f"cannot read {arrays_path}: {exc}") from exc
     try:
-        router: Router = cls(**_from_json(doc["params"]))
+        params = _from_json(doc["params"])
+        pool = Pool.from_dict(doc["pool"])
+        ignored: list[str] = []
+        if not trust_endpoints:
+            pool, ignored = pool.without_endpoints()
+            params, ignored_params = strip_endpoints(params)
+            ignored += [f"hyperparameter {p}" for p in ignored_params]
+        if ignored:
+            logger.warning(
+                "ignoring endpoints and secrets saved in %s (load with trust_endpoints=True, "
+                "or --trust-endpoints, to use them): %s",
+                root,
+                "; ".join(ignored),
+            )
+        router: Router = cls(**params)
+        router.ignored_endpoints_ = ignored
         router.models_ = list(doc["models"])
-        router.pool_ = Pool.from_dict(doc["pool"])
+        router.pool_ = pool
         cost_arrays = {
             k[len(_COST_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_COST_PREFIX)
         }

@@ -2,7 +2,12 @@
 
 Built-in routers are listed here and imported only when used. Plugins register through the
 entry-point group ``llmrouter.routers`` (``name = "package.module:RouterClass"``), at run time
-with :func:`register_router`, or are named by a dotted path (``"package.module:RouterClass"``).
+with :func:`register_router`, or are named by a dotted path (``"package.module:RouterClass"``)
+in the caller's own code or command line.
+
+A name read from a file (a saved router, a stack's members) goes through
+:func:`registered_router_class`, which knows only registered names and entry points and refuses
+anything else *before* importing it: a file never decides which module runs.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "get_router_class",
     "list_routers",
     "register_router",
+    "registered_router_class",
 ]
 
 logger = logging.getLogger(__name__)
@@ -153,6 +159,24 @@ def get_router_class(name: str) -> type[Router]:
             _registry[name] = cls
         return cls
     return _check_router_class(target, name)
+
+
+def registered_router_class(name: str) -> type[Router]:
+    """The class registered as ``name`` (built in, an installed entry point, or registered at
+    run time); a dotted path or any other name is refused without importing anything.
+
+    Raises:
+        UnknownRouterError: ``name`` is not registered.
+    """
+    _load_entry_points()
+    if not isinstance(name, str) or name not in _registry:
+        known = ", ".join(sorted(_registry))
+        raise UnknownRouterError(
+            f"{name!r} is not a registered router (known: {known}); a router named by a path "
+            "must be registered (llmrouter_core.register_router, or the 'llmrouter.routers' "
+            "entry point of an installed package) before it can be loaded"
+        )
+    return get_router_class(name)
 
 
 def registered_name(cls: type) -> str | None:

