@@ -159,8 +159,8 @@ def _automix(args: Any, train: Any, test: Any, frugal: Any, ref_score: float) ->
 
     from llmrouter_core.execution import Executor
     from llmrouter_core.pool import Pool
-    from llmrouter_core.serve.local import default_local_pool
-    from llmrouter_core.serve.replay import replay_pool, set_replay_data
+    from llmrouter_core.providers.local import default_local_pool
+    from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(test.n_queries, args.automix_queries, replace=False))

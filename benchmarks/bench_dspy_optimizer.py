@@ -40,7 +40,7 @@ from dspy_llmrouter.recorded import (
 
 import llmrouter_core as lr
 from llmrouter_core.benchmark import load_split
-from llmrouter_core.serve.replay import replay_pool, set_replay_data
+from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
 TASKS = ("arc-challenge", "winogrande")
 

@@ -37,7 +37,7 @@ from dspy_llmrouter.recorded import RecordedOutcomes, VerifiedAnswer, recorded_e
 
 import llmrouter_core as lr
 from llmrouter_core.benchmark import load_split
-from llmrouter_core.serve.replay import replay_pool, set_replay_data
+from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
 MODELS = ("mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat", "gpt-4-1106-preview")
 TASKS = ("arc-challenge", "winogrande")

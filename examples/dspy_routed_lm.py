@@ -23,7 +23,7 @@ from dspy_llmrouter.recorded import RecordedOutcomes, RecordedPromptAdapter
 
 import llmrouter_core as lr
 from llmrouter_core.benchmark import load_split
-from llmrouter_core.serve.replay import replay_pool, set_replay_data
+from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
 
 def main(n_questions: int = 6, cost_weight: float = 20.0, n_train: int = 400) -> list[dict]:

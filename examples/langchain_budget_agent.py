@@ -33,7 +33,7 @@ from langchain_llmrouter import RoutedChatModel
 import llmrouter_core as lr
 from llmrouter_core.benchmark import load_split
 from llmrouter_core.execution import Budget, BudgetExceededError
-from llmrouter_core.serve.replay import replay_pool, set_replay_data
+from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("LLMROUTER_DATA_DIR", REPO.parent / "shared" / "data"))

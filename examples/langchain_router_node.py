@@ -41,7 +41,7 @@ from langgraph.graph import END, START, StateGraph
 
 import llmrouter_core as lr
 from llmrouter_core.benchmark import load_split
-from llmrouter_core.serve.replay import replay_pool, set_replay_data
+from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("LLMROUTER_DATA_DIR", REPO.parent / "shared" / "data"))

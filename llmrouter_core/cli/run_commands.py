@@ -102,7 +102,7 @@ def _build_executor(
 
         router: Any = load_router(router_dir, trust_endpoints=trust_endpoints)
     else:
-        from llmrouter_core.serve.local import default_pool, local_models_available
+        from llmrouter_core.providers.local import default_pool, local_models_available
 
         local = default_pool()
         if local is None:
@@ -119,7 +119,7 @@ def _build_executor(
     if pool_file is not None:
         pool = Pool.from_file(pool_file)
     if replay is not None:
-        from llmrouter_core.serve.replay import replay_pool, set_replay_data
+        from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
         set_replay_data(replay)
         pool = replay_pool(pool if pool is not None else router.pool_)

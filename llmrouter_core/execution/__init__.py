@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from llmrouter_core.execution._support import content_text, register_cost_hook
+from llmrouter_core.execution._support import content_text
 from llmrouter_core.execution.budget import (
     Budget,
     BudgetExceededError,
@@ -40,6 +40,7 @@ from llmrouter_core.execution.results import (
     StreamInterruptedError,
 )
 from llmrouter_core.execution.static import PoolOrderRouter
+from llmrouter_core.providers._registry import register_cost_hook
 
 __all__ = [
     "CONTEXT_MODES",

@@ -126,7 +126,7 @@ def wants_json_schema(response_format: Any) -> bool:
 # -- LiteLLM model information (cached; LiteLLM's table is offline) ------------------------
 
 _info_cache: dict[str, dict[str, Any] | None] = {}
-#: Providers of this package (:mod:`llmrouter_core.serve`).
+#: Providers of this package (:mod:`llmrouter_core.providers`).
 OWN_PROVIDERS = frozenset({"replay", "local"})
 _info_lock = threading.Lock()
 
@@ -280,32 +280,3 @@ def provider_cost(response: Any) -> float | None:
     if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
         return float(value)
     return None
-
-
-# -- providers that know a call's cost before making it ----------------------------------
-
-CostHook = Callable[[str, list[Message]], "float | None"]
-_cost_hooks: dict[str, CostHook] = {}
-
-
-def register_cost_hook(provider: str, hook: CostHook) -> None:
-    """Let the in-process provider ``provider`` (the prefix of ``provider/model`` ids) tell
-    the cost of a call before it is made; ``hook(model, messages)`` returns USD or ``None``.
-
-    Budgets reserve that exact amount instead of a price-based bound, and streamed answers
-    are costed with it.
-    """
-    _cost_hooks[provider] = hook
-
-
-def known_call_cost(litellm_model: str, messages: list[Message]) -> float | None:
-    """The exact cost of calling ``litellm_model`` on ``messages`` if its provider knows it."""
-    provider, sep, model = litellm_model.partition("/")
-    hook = _cost_hooks.get(provider) if sep else None
-    if hook is None:
-        return None
-    try:
-        value = hook(model, messages)
-    except Exception:  # an unknown prompt fails at call time, with its message
-        return None
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None

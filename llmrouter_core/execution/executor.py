@@ -53,6 +53,7 @@ from llmrouter_core.execution.results import (
     StreamInterruptedError,
 )
 from llmrouter_core.pool import ModelSpec, Pool
+from llmrouter_core.providers._registry import known_call_cost
 
 #: A capability a request may need from the model that answers it.
 Capability = Literal["tools", "json_schema", "vision"]
@@ -224,7 +225,7 @@ class Executor:
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _RouteBatcher] = (
             weakref.WeakKeyDictionary()
         )
-        from llmrouter_core.serve import ensure_providers
+        from llmrouter_core.providers import ensure_providers
 
         ensure_providers(self.pool.subset(self.models))
 
@@ -772,7 +773,7 @@ class Executor:
         """Upper bound of one call's cost given a bound on its prompt tokens (``None`` if
         neither the pool nor LiteLLM knows the model's prices and its provider cannot tell the
         cost in advance)."""
-        exact = sup.known_call_cost(facts.spec.litellm_model, messages)
+        exact = known_call_cost(facts.spec.litellm_model, messages)
         if exact is not None:
             return exact
         prices = facts.prices
@@ -816,7 +817,7 @@ class Executor:
         spec = self.pool[name]
         spec_kwargs = self._spec_kwargs.get(name)
         if spec_kwargs is None:
-            from llmrouter_core.serve import ensure_providers
+            from llmrouter_core.providers import ensure_providers
 
             ensure_providers([spec])
             spec_kwargs = self._spec_kwargs[name] = _spec_call_kwargs(spec)
@@ -933,7 +934,7 @@ class Executor:
         amount = reservation.amount
         if delivered is not None:
             facts = self._facts(name)
-            known = sup.known_call_cost(facts.spec.litellm_model, plan.messages)
+            known = known_call_cost(facts.spec.litellm_model, plan.messages)
             prices = facts.prices
             if known is not None:
                 amount = known
@@ -1015,7 +1016,7 @@ class Executor:
         prices x tokens."""
         # An in-process provider (replay) knows the exact cost; LiteLLM's own figure for a
         # streamed replay would price the tokens of the underlying model name instead.
-        known = sup.known_call_cost(spec.litellm_model, messages)
+        known = known_call_cost(spec.litellm_model, messages)
         if known is not None:
             return known, "provider"
         reported = sup.provider_cost(response)

@@ -163,7 +163,7 @@ def _context_window(judge_model: str) -> int | None:
     bundled model table)."""
     provider, _, name = judge_model.partition("/")
     if provider == "local":
-        from llmrouter_core.serve.local import default_local_pool
+        from llmrouter_core.providers.local import default_local_pool
 
         local = default_local_pool()
         return local[name].context_window if name in local.names else None
@@ -371,7 +371,7 @@ class CausalLMRouter(Router):
     Args:
         judge_model: LiteLLM model id of the judge (``"openai/gpt-4o-mini"``,
             ``"local/smollm2-135m"``, ...). ``None``: the local SmolLM2-135M when no API key is
-            configured (as :func:`llmrouter_core.serve.local.default_pool`); with keys
+            configured (as :func:`llmrouter_core.providers.local.default_pool`); with keys
             configured, name one (``fit`` raises ``ValueError`` otherwise).
         judge_kwargs: More LiteLLM arguments of the judge's calls (``api_base``,
             ``temperature``, ``mock_response``...). Saved with the router, so they may not hold
@@ -542,7 +542,7 @@ class CausalLMRouter(Router):
     def _resolve_judge(judge_model: str | None) -> str:
         if judge_model:
             return judge_model
-        from llmrouter_core.serve.local import default_pool
+        from llmrouter_core.providers.local import default_pool
 
         if default_pool() is None:
             raise ValueError(

@@ -13,8 +13,8 @@ import pytest
 from llmrouter_core.errors import MissingExtraError
 from llmrouter_core.execution import ExecutionResult, Executor, PoolOrderRouter, StreamChunk
 from llmrouter_core.pool import ModelSpec, Pool
-from llmrouter_core.serve import ensure_providers
-from llmrouter_core.serve.local import (
+from llmrouter_core.providers import ensure_providers
+from llmrouter_core.providers.local import (
     KEY_ENVS,
     LOCAL_MODELS,
     LocalModel,

@@ -24,7 +24,7 @@ from llmrouter_core.execution import (
     StreamChunk,
 )
 from llmrouter_core.pool import Pool
-from llmrouter_core.serve.replay import (
+from llmrouter_core.providers.replay import (
     REPLAY_DATA_ENV,
     ReplayError,
     ReplayStore,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from llmrouter_core.cli.run_commands import register
 from llmrouter_core.data import RoutingData
-from llmrouter_core.serve.replay import set_replay_data
+from llmrouter_core.providers.replay import set_replay_data
 
 
 @pytest.fixture(scope="module")

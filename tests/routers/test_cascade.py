@@ -218,7 +218,7 @@ def test_save_load_identical(frugal: Any, rb_small: Any, tmp_path: Any) -> None:
 
 @pytest.fixture()
 def replaying(rb_small: Any) -> Iterator[RoutingData]:
-    from llmrouter_core.serve.replay import register_replay_provider, set_replay_data
+    from llmrouter_core.providers.replay import register_replay_provider, set_replay_data
 
     _, test = rb_small
     register_replay_provider()
@@ -228,7 +228,7 @@ def replaying(rb_small: Any) -> Iterator[RoutingData]:
 
 
 def test_run_end_to_end_on_replay_matches_simulation(frugal: Any, replaying: RoutingData) -> None:
-    from llmrouter_core.serve.replay import replay_pool
+    from llmrouter_core.providers.replay import replay_pool
 
     test = replaying
     ex = Executor(frugal, pool=replay_pool(frugal.pool_), max_retries=0)
@@ -379,7 +379,7 @@ def test_automix_self_verification_through_one_provider(rb_small: Any, litellm: 
     answers questions with "B" and verification requests with a fixed verdict)."""
     from litellm.llms.custom_llm import CustomLLM
 
-    from llmrouter_core.serve._registry import register_provider
+    from llmrouter_core.providers._registry import register_provider
 
     train, test = rb_small
     calls: list[str] = []
@@ -445,7 +445,7 @@ def test_automix_replay_needs_real_verifier_outcomes(automix: Any, rb_small: Any
     reason="llama_cpp or the smollm2 weights are not installed (the 'local' extra)",
 )
 def test_automix_with_a_real_local_verifier(rb_small: Any) -> None:
-    from llmrouter_core.serve.local import default_local_pool
+    from llmrouter_core.providers.local import default_local_pool
 
     train, test = rb_small
     router = get_router(

@@ -20,12 +20,12 @@ from llm_judge_standin import register_standin, set_oracle, standin_params, stan
 
 from llmrouter_core import Pool, get_router, load_router
 from llmrouter_core.errors import JudgeError
+from llmrouter_core.providers.local import KEY_ENVS
 from llmrouter_core.routers.llm import (
     DEFAULT_LOCAL_JUDGE,
     CausalLMRouter,
     parse_ratings,
 )
-from llmrouter_core.serve.local import KEY_ENVS
 
 RB_MODELS = [
     "WizardLM/WizardLM-13B-V1.2",

@@ -105,7 +105,7 @@ def executor_for(key: str) -> Any:
 
 
 def _ensure_provider() -> None:
-    from llmrouter_core.serve import register_provider
+    from llmrouter_core.providers import register_provider
 
     register_provider(PROVIDER, _make_handler)
 

@@ -293,7 +293,7 @@ def _make_handler() -> Any:
 
 def register_scripted_provider() -> None:
     """Register ``scripted/<name>`` with LiteLLM (idempotent)."""
-    from llmrouter_core.serve import register_provider
+    from llmrouter_core.providers import register_provider
 
     register_provider(SCRIPTED_PROVIDER, _make_handler)
 

@@ -37,7 +37,7 @@ def rb_all(routerbench: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def replay(rb_all: Any) -> Any:
-    from llmrouter_core.serve.replay import set_replay_data
+    from llmrouter_core.providers.replay import set_replay_data
 
     store = set_replay_data(rb_all)
     yield store
@@ -80,6 +80,6 @@ def knn_router(mc_split: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def replay_pool(knn_router: Any, replay: Any) -> Any:
-    from llmrouter_core.serve.replay import replay_pool as make
+    from llmrouter_core.providers.replay import replay_pool as make
 
     return make(knn_router.pool_)

@@ -85,7 +85,7 @@ def saved_two_model_router() -> str:
 
 
 def local_model_available() -> bool:
-    from llmrouter_core.serve.local import local_models_available
+    from llmrouter_core.providers.local import local_models_available
 
     return "smollm2-135m" in local_models_available()
 
@@ -132,8 +132,8 @@ def conformance_pool() -> Any:
 
 def replay_pool(router: Any) -> Any:
     """``router``'s models answering with their recorded RouterBench responses."""
-    from llmrouter_core.serve.replay import replay_pool as _replay_pool
-    from llmrouter_core.serve.replay import set_replay_data
+    from llmrouter_core.providers.replay import replay_pool as _replay_pool
+    from llmrouter_core.providers.replay import set_replay_data
 
     _, test = routerbench()
     set_replay_data(test)

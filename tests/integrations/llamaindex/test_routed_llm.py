@@ -273,7 +273,7 @@ def test_react_agent_completes_a_tool_task(knn_router: Any, scripted_pool: Any) 
 
 
 def test_query_engine_over_a_local_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmrouter_core.serve.local import default_local_pool, local_models_available
+    from llmrouter_core.providers.local import default_local_pool, local_models_available
 
     if "smollm2-135m" not in local_models_available():
         pytest.skip("the local SmolLM2 model is not installed (extra 'local')")

@@ -52,7 +52,7 @@ from typing import Any
 
 from llmrouter_core.errors import LLMRouterError, MissingExtraError
 from llmrouter_core.pool import ModelSpec, Pool
-from llmrouter_core.serve._local_worker import few_shot_prompt
+from llmrouter_core.providers._local_worker import few_shot_prompt
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -194,7 +194,7 @@ class _Engine:
             raise MissingExtraError("llama-cpp-python", "local", "local models")
         path = self.model.locate()
         threads = max(1, int(os.environ.get(THREADS_ENV, "1") or 1))
-        cmd = [sys.executable, "-m", "llmrouter_core.serve._local_worker", str(path)]
+        cmd = [sys.executable, "-m", "llmrouter_core.providers._local_worker", str(path)]
         cmd += ["--n-ctx", str(_N_CTX), "--threads", str(threads)]
         if self.model.chat:
             cmd.append("--chat")
@@ -587,6 +587,6 @@ def _make_handler() -> Any:
 
 def register_local_provider() -> None:
     """Register ``local/<name>`` with LiteLLM (idempotent)."""
-    from llmrouter_core.serve._registry import register_provider
+    from llmrouter_core.providers._registry import register_provider
 
     register_provider(LOCAL_PROVIDER, _make_handler)

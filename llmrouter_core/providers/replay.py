@@ -392,8 +392,7 @@ def register_replay_provider() -> None:
     of retries when offline). Replay is for offline runs; its costs are the recorded ones.
     """
     from llmrouter_core._lazy import import_litellm
-    from llmrouter_core.execution._support import register_cost_hook
-    from llmrouter_core.serve._registry import register_provider
+    from llmrouter_core.providers._registry import register_cost_hook, register_provider
 
     register_provider(REPLAY_PROVIDER, _make_handler)
     register_cost_hook(REPLAY_PROVIDER, _known_cost)

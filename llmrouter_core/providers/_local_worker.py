@@ -1,4 +1,4 @@
-"""The process that runs one local GGUF model (started by :mod:`llmrouter_core.serve.local`).
+"""The process that runs one local GGUF model (started by :mod:`llmrouter_core.providers.local`).
 
 llama.cpp is native code: a crash there (an illegal instruction from a build for another CPU,
 a corrupted file) kills the whole process. So each local model lives in its own worker

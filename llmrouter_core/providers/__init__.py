@@ -1,8 +1,8 @@
-"""Serving: this package's LiteLLM providers.
+"""This package's LiteLLM providers.
 
-* ``replay/<model>`` (:mod:`llmrouter_core.serve.replay`) answers with the responses a model
+* ``replay/<model>`` (:mod:`llmrouter_core.providers.replay`) answers with the responses a model
   actually gave in a routing dataset, at the recorded cost.
-* ``local/<name>`` (:mod:`llmrouter_core.serve.local`) runs small GGUF models on the CPU
+* ``local/<name>`` (:mod:`llmrouter_core.providers.local`) runs small GGUF models on the CPU
   (``local`` extra).
 
 The executor registers them on demand (:func:`ensure_providers`); call
@@ -17,15 +17,15 @@ from collections.abc import Iterable
 
 from llmrouter_core.errors import MissingExtraError
 from llmrouter_core.pool import ModelSpec
-from llmrouter_core.serve._registry import register_provider
+from llmrouter_core.providers._registry import register_provider
 
 __all__ = ["ensure_providers", "register_provider", "register_providers"]
 
 
 def register_providers() -> None:
     """Register the ``replay`` and ``local`` providers with LiteLLM (idempotent)."""
-    from llmrouter_core.serve.local import register_local_provider
-    from llmrouter_core.serve.replay import register_replay_provider
+    from llmrouter_core.providers.local import register_local_provider
+    from llmrouter_core.providers.replay import register_replay_provider
 
     register_replay_provider()
     register_local_provider()
@@ -39,12 +39,12 @@ def ensure_providers(specs: Iterable[ModelSpec]) -> None:
     """
     providers = {s.litellm_model.partition("/")[0] for s in specs if "/" in s.litellm_model}
     if "replay" in providers:
-        from llmrouter_core.serve.replay import register_replay_provider
+        from llmrouter_core.providers.replay import register_replay_provider
 
         register_replay_provider()
     if "local" in providers:
         if importlib.util.find_spec("llama_cpp") is None:
             raise MissingExtraError("llama-cpp-python", "local", "local models")
-        from llmrouter_core.serve.local import register_local_provider
+        from llmrouter_core.providers.local import register_local_provider
 
         register_local_provider()
