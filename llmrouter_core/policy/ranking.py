@@ -1,12 +1,9 @@
-"""The route step: turn predicted quality and cost into a choice.
+"""Ranking by utility: the arithmetic every policy shares.
 
-Every router predicts, for each query and pool model, a quality (0..1) and a cost (USD). One
-knob trades them off for every router: the *cost weight* ``lambda`` (utility = quality -
-lambda x cost; ``lambda`` is the inverse of the willingness to pay, in quality points per USD).
-``lambda = 0`` seeks quality; ``lambda = inf`` takes the cheapest model. Two other forms map
-onto it: a *budget* (target mean cost per query, resolved through the router's calibration
-curve) and a *threshold* for two-model pools (take the strong model when its predicted quality
-gain exceeds the threshold).
+Every router predicts, for each query and pool model, a quality (0..1) and a cost (USD). The
+*cost weight* ``lambda`` trades them off: utility = quality - lambda x cost (``lambda`` is the
+inverse of the willingness to pay, in quality points per USD); ``lambda = 0`` seeks quality,
+``lambda = inf`` takes the cheapest model.
 
 Ties break toward the cheaper model, then toward the earlier pool position, so decisions are
 deterministic.
@@ -21,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -29,10 +25,7 @@ import numpy.typing as npt
 from llmrouter_core.errors import DataError
 
 __all__ = [
-    "BudgetPolicy",
-    "CostWeightPolicy",
-    "Policy",
-    "ThresholdPolicy",
+    "TIE_TOLERANCE",
     "choose",
     "rank",
     "rank_one",
@@ -42,39 +35,7 @@ __all__ = [
 
 # Utilities closer than this count as tied (then the cheaper model wins); guards against
 # float noise deciding between models that the scorer cannot tell apart.
-_TIE_TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class CostWeightPolicy:
-    """utility = quality - cost_weight x cost (``inf`` = always the cheapest model)."""
-
-    cost_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        if math.isnan(self.cost_weight) or self.cost_weight < 0:
-            raise ValueError("cost_weight must be >= 0 (use math.inf for 'cheapest')")
-
-
-@dataclass(frozen=True)
-class BudgetPolicy:
-    """Target mean cost per query in USD; resolved to a cost weight by the router."""
-
-    max_mean_cost: float
-
-    def __post_init__(self) -> None:
-        if not self.max_mean_cost >= 0:
-            raise ValueError("max_mean_cost must be >= 0")
-
-
-@dataclass(frozen=True)
-class ThresholdPolicy:
-    """Two-model pools: the strong (costlier) model when its predicted gain exceeds threshold."""
-
-    threshold: float
-
-
-Policy = CostWeightPolicy | BudgetPolicy | ThresholdPolicy
+TIE_TOLERANCE = 1e-9
 
 
 def utilities(
@@ -115,7 +76,7 @@ def choose(
     ok = _allowed(allowed, u.shape)
     u = np.where(ok, u, -np.inf)
     best = u.max(axis=1, keepdims=True)
-    tied = ok & (u >= best - _TIE_TOLERANCE)
+    tied = ok & (u >= best - TIE_TOLERANCE)
     # Among the tied, take the cheapest; argmin returns the first (earliest pool position).
     return np.asarray(np.argmin(np.where(tied, c, np.inf), axis=1), dtype=np.intp)
 
@@ -135,7 +96,7 @@ def rank(
     u = utilities(q, c, cost_weight)
     ok = _allowed(allowed, u.shape)
     # Quantise utilities to the tie tolerance so near-ties order by cost, like `choose`.
-    key = np.round(u / _TIE_TOLERANCE) if not math.isinf(cost_weight) else u
+    key = np.round(u / TIE_TOLERANCE) if not math.isinf(cost_weight) else u
     order = np.lexsort((np.arange(len(u)), c, -key))
     order = order[ok[order]]
     # Make the head agree exactly with `choose` (quantisation may split a near-tie).
@@ -169,12 +130,12 @@ def rank_one(
         key = u
     else:
         u = [float(q) - cost_weight * float(c) for q, c in zip(quality, cost, strict=True)]
-        key = [round(v / _TIE_TOLERANCE) for v in u]
+        key = [round(v / TIE_TOLERANCE) for v in u]
     order = sorted((j for j in range(m) if ok[j]), key=lambda j: (-key[j], cost[j], j))
     # The head as `choose` picks it: the cheapest (then earliest) within tolerance of the best.
     best = max(u[j] for j in range(m) if ok[j])
     head = min(
-        (j for j in range(m) if ok[j] and u[j] >= best - _TIE_TOLERANCE),
+        (j for j in range(m) if ok[j] and u[j] >= best - TIE_TOLERANCE),
         key=lambda j: (cost[j], j),
     )
     if order[0] != head:
@@ -202,7 +163,7 @@ def rank_rows(
     c = np.atleast_2d(np.asarray(cost, dtype=np.float64))
     u = utilities(q, c, cost_weight)
     ok = _allowed(allowed, u.shape)
-    key = np.round(u / _TIE_TOLERANCE) if not math.isinf(cost_weight) else u
+    key = np.round(u / TIE_TOLERANCE) if not math.isinf(cost_weight) else u
     index = np.broadcast_to(np.arange(u.shape[1]), u.shape)
     order = np.lexsort((index, c, -key), axis=-1)
     head = choose(q, c, cost_weight, ok)

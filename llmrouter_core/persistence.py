@@ -1,0 +1,422 @@
+"""Saving and loading trained routers as plain files.
+
+A saved router is a directory with ``router.json`` (format version, the registry name,
+hyperparameters, the scorer's name and parameters, pool, calibration and JSON state) and
+``arrays.npz`` (numeric state; a scikit-learn estimator of the user's in ``skops`` format).
+
+A router directory is untrusted input, like a downloaded model file:
+
+* loading reads arrays with ``allow_pickle=False`` (never unpickles); a user's estimator is
+  read with ``skops.io``, which refuses any type outside its trusted set unless the caller
+  names it (``trusted_types=``); the router name goes through
+  :func:`~llmrouter_core.registry.get_composition` and the scorer name through the fixed
+  scorer registry, which refuse anything unregistered *before* importing it;
+* endpoints and secrets are the caller's decision, not the file's: unless the caller passes
+  ``trust_endpoints=True``, the saved pool's ``api_base``, ``api_key_env``, headers and
+  credentials, and hyperparameters of the same kind (a judge's endpoint or key variable), are
+  ignored, with one warning naming them;
+* saving writes no secret (:meth:`~llmrouter_core.pool.Pool.scrubbed`, one warning naming what
+  was dropped) and is atomic: the new files are written to a fresh directory that then takes
+  the old one's place, so an interrupted save leaves the old router (or none), never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmrouter_core.errors import PersistenceError, UnknownRouterError
+from llmrouter_core.features import get_embedder
+from llmrouter_core.policy import Calibration, UtilityPolicy
+from llmrouter_core.pool import Pool
+from llmrouter_core.registry import Composition, get_composition, registered_name
+from llmrouter_core.router import Router
+from llmrouter_core.scoring import get_scorer, scorer_name
+from llmrouter_core.scoring.estimator import EstimatorScorer
+from llmrouter_core.scoring.heads import sub_arrays
+from llmrouter_core.training.costs import COST_MODELS, cost_model_from_state
+from llmrouter_core.training.projection import Projector
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_save_target", "load_router", "save_router"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "llmrouter-core/router"
+FORMAT_VERSION = 2
+_FILES = ("router.json", "arrays.npz")
+_CUSTOM = "custom"
+
+
+def _json_safe(value: Any, where: str) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, where) for k, v in value.items()}
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return _json_safe(value.item(), where)
+    raise PersistenceError(
+        f"cannot save {where}: value of type {type(value).__name__} is not JSON-serialisable"
+    )
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return float(value["__float__"])
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def _scorer_spec(router: Router) -> dict[str, Any]:
+    scorer = router.scorer_
+    if isinstance(scorer, EstimatorScorer):
+        return {"name": "estimator", "input": scorer.input}
+    name = scorer_name(scorer)
+    if name is None:
+        raise PersistenceError(
+            f"{type(scorer).__name__} is not a registered scorer and not a scikit-learn "
+            "estimator; wrap it in EstimatorScorer or register it to save the router"
+        )
+    return {"name": name, "params": _json_safe(scorer.get_params(), "scorer parameters")}
+
+
+def _policy_spec(router: Router) -> dict[str, Any] | None:
+    policy = router.policy
+    if policy is None:
+        return None
+    if type(policy) is UtilityPolicy:
+        return {"kind": "utility", "cost_weight": _json_safe(policy.cost_weight, "policy")}
+    raise PersistenceError(
+        f"a router with a {type(policy).__name__} default policy cannot be saved; save it "
+        "without one and pass the policy to route()"
+    )
+
+
+def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
+    """Write ``router`` to directory ``path``, replacing a router saved there before.
+
+    No secret is written: credentials in the pool or the hyperparameters are dropped, with one
+    warning naming them. The save is atomic (see the module docstring).
+
+    Raises:
+        PersistenceError: The router is not fitted, its name is not registered (and it is not
+            a plain composition), its state is not serialisable, or ``path`` is a file or a
+            non-empty directory that does not hold a saved router.
+    """
+    from llmrouter_core import __version__
+    from llmrouter_core.secrets import scrub_secrets
+
+    router._check_fitted()
+    out = Path(path)
+    check_save_target(out)
+    name = registered_name(router) if router.name != _CUSTOM else _CUSTOM
+    if name is None:
+        raise PersistenceError(
+            f"router {router.name!r} is not registered; register it with "
+            "llmrouter_core.register_router(name, ...) before saving"
+        )
+    if name == _CUSTOM and type(router) is not Router:
+        raise PersistenceError(f"{type(router).__name__} must be registered to be saved")
+    scorer_meta, scorer_arrays = router.scorer_.get_state()
+    arrays: dict[str, Any] = {f"scorer/{k}": v for k, v in scorer_arrays.items()}
+    arrays["prior"] = router.prior_
+    arrays.update({f"cost/{k}": v for k, v in router.cost_model_.get_state().items()})
+    if router.embedder_ is not None:
+        arrays.update({f"embedder/{k}": v for k, v in router.embedder_.get_state().items()})
+    if router.projector_ is not None:
+        arrays.update({f"proj/{k}": v for k, v in router.projector_.get_state().items()})
+    for key, arr in arrays.items():
+        if np.asarray(arr).dtype == object:
+            raise PersistenceError(f"array {key!r} has dtype object; only numeric arrays are saved")
+    params = {
+        k: v for k, v in router.get_params(deep=False).items() if k not in ("scorer", "policy")
+    }
+    pool, dropped = router.pool_.scrubbed()
+    params, dropped_params = scrub_secrets(_json_safe(params, "hyperparameters"))
+    scorer_spec, dropped_scorer = scrub_secrets(_scorer_spec(router))
+    dropped += [f"hyperparameter {p}" for p in dropped_params + dropped_scorer]
+    if dropped:
+        logger.warning(
+            "not saving secrets with the router (give keys through API_KEYS or api_key_env): %s",
+            "; ".join(dropped),
+        )
+    embedder = router.embedder_
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "router": name,
+        "params": params,
+        "scorer": scorer_spec,
+        "policy": _policy_spec(router),
+        "models": list(router.models_),
+        "pool": pool.to_dict(),
+        "calibration": _json_safe(router.calibration_.to_dict(), "calibration"),
+        "n_train": int(getattr(router, "n_train_", 0)),
+        "unmeasured_models": list(getattr(router, "unmeasured_models_", [])),
+        "state": {
+            "scorer": _json_safe(scorer_meta, "scorer state"),
+            "blend": router.blend_,
+            "best_params": _json_safe(router.best_params_, "chosen hyperparameters"),
+            "cost_model": router.cost_model_.kind,
+            "embedder": None
+            if embedder is None
+            else {"name": embedder.name, "config": _json_safe(embedder.get_config(), "embedder")},
+            "projector": router.projector_ is not None,
+        },
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".saving", dir=out.parent))
+    try:
+        with (staging / "arrays.npz").open("wb") as fh:
+            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
+        (staging / "router.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        os.chmod(staging, 0o755)  # mkdtemp creates 0700; a saved router is an ordinary dir
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def check_save_target(out: Path) -> None:
+    """Raise :class:`PersistenceError` unless ``out`` can receive a saved router: it does not
+    exist, is an empty directory, or holds a saved router (which the save replaces)."""
+    if out.exists() and not out.is_dir():
+        raise PersistenceError(f"cannot save a router to {out}: it is a file, not a directory")
+    if out.is_dir():
+        entries = {p.name for p in out.iterdir()}
+        if entries and not entries <= set(_FILES):
+            raise PersistenceError(
+                f"cannot save a router to {out}: the directory holds other files "
+                f"({', '.join(sorted(entries - set(_FILES))[:3])}); choose an empty or new "
+                "directory"
+            )
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Put directory ``staging`` in the place of ``out`` (which may hold an older router)."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = out.with_name(f".{out.name}.{os.getpid()}.replaced")
+    os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(old, out)  # put the old router back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Put directory ``staging`` in the place of ``out`` (which may hold an older router)."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = out.with_name(f".{out.name}.{os.getpid()}.replaced")
+    os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(old, out)  # put the old router back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    meta_path, arrays_path = root / "router.json", root / "arrays.npz"
+    if not root.is_dir():
+        raise PersistenceError(f"router directory not found: {root}")
+    if not meta_path.is_file() or not arrays_path.is_file():
+        raise PersistenceError(f"{root} is not a saved router (router.json / arrays.npz missing)")
+    try:
+        doc = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PersistenceError(f"cannot read {meta_path}: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise PersistenceError(f"{meta_path} is not a llmrouter-core router file")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PersistenceError(
+            f"{meta_path} has format version {version!r} (written by llmrouter-core "
+            f"{doc.get('library_version', '?')}); this library reads version {FORMAT_VERSION}: "
+            f"retrain it, e.g. llmrouter train --router {doc.get('router', 'NAME')} --data ... "
+            "--out DIR"
+        )
+    try:
+        with np.load(arrays_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise PersistenceError(f"cannot read {arrays_path}: {type(exc).__name__}: {exc}") from exc
+    return doc, arrays
+
+
+def load_router(
+    path: str | os.PathLike[str],
+    *,
+    trust_endpoints: bool = False,
+    trusted_types: list[str] | None = None,
+) -> Router:
+    """Load a router saved by :meth:`Router.save`.
+
+    Args:
+        path: The router directory.
+        trust_endpoints: Use the endpoints, key variables and headers saved with the router
+            (its pool's ``api_base`` / ``api_key_env`` / headers, a judge's endpoint). Off by
+            default: a router directory is untrusted input, and its models are called at
+            their providers' own endpoints with the caller's keys, or through the pool the
+            caller passes to the executor. What is ignored is logged once and listed in
+            ``router.ignored_endpoints_``.
+        trusted_types: Types outside skops' trusted set that a saved scikit-learn estimator
+            may use (the error that refuses them names them).
+
+    Raises:
+        PersistenceError: The directory is missing, corrupt, of another format version, or
+            names a router or scorer that is not registered.
+
+    Example:
+        >>> router = load_router("runs/default")  # doctest: +SKIP
+        >>> router.route("What is 2 + 2?").model  # doctest: +SKIP
+        'mistralai/mistral-7b-chat'
+    """
+    from llmrouter_core.secrets import strip_endpoints
+
+    root = Path(path)
+    doc, arrays = _read(root)
+    name = str(doc.get("router"))
+    try:
+        entry = None if name == _CUSTOM else get_composition(name)
+    except UnknownRouterError as exc:
+        raise PersistenceError(f"{root / 'router.json'}: {exc}") from exc
+    try:
+        params = _from_json(doc["params"])
+        scorer_params = _from_json(doc["scorer"].get("params", {}))
+        pool = Pool.from_dict(doc["pool"])
+        ignored: list[str] = []
+        if not trust_endpoints:
+            pool, ignored = pool.without_endpoints()
+            params, ignored_params = strip_endpoints(params)
+            scorer_params, ignored_scorer = strip_endpoints(scorer_params)
+            ignored += [f"hyperparameter {p}" for p in ignored_params + ignored_scorer]
+        if ignored:
+            logger.warning(
+                "ignoring endpoints and secrets saved in %s (load with trust_endpoints=True, "
+                "or --trust-endpoints, to use them): %s",
+                root,
+                "; ".join(ignored),
+            )
+        router = _new_router(entry, name, doc, params, scorer_params)
+        router.ignored_endpoints_ = ignored
+        _restore(router, doc, arrays, pool, trusted_types)
+    except PersistenceError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise PersistenceError(
+            f"{root}: incomplete or corrupt router files ({type(exc).__name__}: {exc})"
+        ) from exc
+    return router
+
+
+def _new_router(
+    entry: Any, name: str, doc: dict[str, Any], params: dict[str, Any], scorer_params: Any
+) -> Router:
+    spec = doc["scorer"]
+    if spec.get("name") == "estimator":
+        scorer: Any = EstimatorScorer(estimator=None, input=str(spec.get("input", "features")))
+    else:
+        try:
+            scorer = get_scorer(str(spec["name"]), **scorer_params)
+        except ValueError as exc:
+            raise PersistenceError(f"saved router: {exc}") from exc
+    policy = None
+    if doc.get("policy") is not None:
+        policy = UtilityPolicy(_from_json(doc["policy"]).get("cost_weight"))
+    if isinstance(entry, type) and issubclass(entry, Router):
+        router = entry(scorer=scorer, policy=policy, **params)
+    else:
+        router = Router(scorer, policy=policy, **params)
+        if isinstance(entry, Composition):
+            router.family = entry.family
+    router.name = name
+    return router
+
+
+def _restore(
+    router: Router,
+    doc: dict[str, Any],
+    arrays: dict[str, Any],
+    pool: Pool,
+    trusted_types: list[str] | None,
+) -> None:
+    state = doc["state"]
+    models = [str(m) for m in doc["models"]]
+    if list(pool.names) != models:
+        raise PersistenceError("the saved pool does not list the saved models")
+    router.models_ = models
+    router.pool_ = pool
+    router.n_train_ = int(doc.get("n_train", 0))
+    router.unmeasured_models_ = [str(m) for m in doc.get("unmeasured_models", [])]
+    router.calibration_ = Calibration.from_dict(_from_json(doc["calibration"]))
+    router.blend_ = float(state["blend"])
+    router.best_params_ = _from_json(state["best_params"])
+    router.cv_results_ = []
+    router.prior_ = np.asarray(arrays["prior"], dtype=np.float64)
+    if router.prior_.shape != (len(models),):
+        raise PersistenceError(
+            f"the saved prior has {router.prior_.shape} values for {len(models)} models"
+        )
+    kind = str(state["cost_model"])
+    if kind not in COST_MODELS:
+        raise PersistenceError(f"unknown cost model {kind!r} in the saved router")
+    router.cost_model_ = cost_model_from_state(kind, sub_arrays(arrays, "cost/"))
+    emb = state.get("embedder")
+    router.embedder_ = None
+    if emb is not None:
+        router.embedder_ = get_embedder(str(emb["name"]), **_from_json(emb["config"]))
+        router.embedder_.set_state(sub_arrays(arrays, "embedder/"))
+    router.projector_ = (
+        Projector.from_state(sub_arrays(arrays, "proj/")) if state.get("projector") else None
+    )
+    scorer = router._template()
+    scorer_arrays = sub_arrays(arrays, "scorer/")
+    if isinstance(scorer, EstimatorScorer):
+        scorer.set_state(_from_json(state["scorer"]), scorer_arrays, trusted_types or ())
+    else:
+        scorer.set_state(_from_json(state["scorer"]), scorer_arrays)
+    router.scorer_ = scorer
+    tags = scorer.tags
+    if not (tags.calls_models or tags.evaluation_only or kind == "measured"):
+        _check_shapes(router)
+
+
+def _check_shapes(router: Router) -> None:
+    """One prediction on a probe query: a file whose parts do not fit together (an edited
+    model list, a truncated array) fails here, at load, instead of at routing time."""
+    try:
+        q, c = router.predict(["probe query for loading"])
+    except Exception as exc:
+        raise PersistenceError(
+            f"the saved router's parts do not fit together ({type(exc).__name__}: {exc})"
+        ) from exc
+    m = len(router.models_)
+    if q.shape != (1, m) or c.shape != (1, m) or not np.isfinite(q).all():
+        raise PersistenceError(
+            f"the saved router predicts {q.shape[1] if q.ndim == 2 else '?'} models' quality "
+            f"for a pool of {m}"
+        )

@@ -1,0 +1,46 @@
+"""Policies: how to route, given a router's predictions.
+
+Every router predicts quality and cost per pool model; a policy turns them into decisions.
+Any policy works with any router:
+
+* the knob in three forms (:mod:`.knob`): :class:`UtilityPolicy` (utility = quality -
+  cost_weight x cost), :class:`BudgetPolicy` (a target mean cost per query),
+  :class:`ThresholdPolicy` (two-model pools, RouteLLM's threshold);
+* request constraints, applied by the router to every policy: ``allowed`` models and a
+  per-request ``max_cost`` (:func:`.base.eligible`);
+* plans for the executor (:mod:`.plans`): :class:`FanOutPolicy` (top-k at once) and
+  :class:`CascadePolicy` (cheap to expensive until an answer is accepted).
+
+Write your own by implementing :class:`Policy` (``decide(quality, cost, context)``).
+"""
+
+from __future__ import annotations
+
+from llmrouter_core.policy.base import Calibration, Policy, RouteContext, decisions, eligible
+from llmrouter_core.policy.knob import (
+    BudgetPolicy,
+    CostWeightPolicy,
+    ThresholdPolicy,
+    UtilityPolicy,
+)
+from llmrouter_core.policy.plans import CascadePolicy, FanOutPolicy
+from llmrouter_core.policy.ranking import choose, rank, rank_one, rank_rows, utilities
+
+__all__ = [
+    "BudgetPolicy",
+    "Calibration",
+    "CascadePolicy",
+    "CostWeightPolicy",
+    "FanOutPolicy",
+    "Policy",
+    "RouteContext",
+    "ThresholdPolicy",
+    "UtilityPolicy",
+    "choose",
+    "decisions",
+    "eligible",
+    "rank",
+    "rank_one",
+    "rank_rows",
+    "utilities",
+]
