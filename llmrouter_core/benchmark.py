@@ -82,19 +82,24 @@ def run_benchmark(
     from rich.progress import Progress
 
     from llmrouter_core.evaluation import evaluate, leaderboard, plot_curves
-    from llmrouter_core.routers.registry import get_router, get_router_class, list_routers
+    from llmrouter_core.registry import (
+        benchmark_by_default,
+        get_composition,
+        get_router,
+        list_routers,
+    )
 
     train, test = load_split(dataset, data_dir=data_dir)
     if routers is None:
         names = [
             info.name
             for info in list_routers(include_evaluation_only=False)
-            if getattr(get_router_class(info.name), "benchmark_by_default", True)
+            if benchmark_by_default(info.name)
         ]
     else:
         names = list(routers)
         for name in names:
-            get_router_class(name)  # unknown names fail before any training
+            get_composition(name)  # unknown names fail before any training
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     evaluations = []

@@ -224,21 +224,6 @@ def _swap_in(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _swap_in(staging: Path, out: Path) -> None:
-    """Put directory ``staging`` in the place of ``out`` (which may hold an older router)."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    old = out.with_name(f".{out.name}.{os.getpid()}.replaced")
-    os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(old, out)  # put the old router back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _read(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     meta_path, arrays_path = root / "router.json", root / "arrays.npz"
     if not root.is_dir():

@@ -59,7 +59,6 @@ class Composition:
         settings: Router parameters of this method (``cost_model``, ``blend``, ...), the
             defaults of :func:`get_router`.
         scorer_params: Scorer hyperparameters of this method (defaults too).
-        policy: Name of a policy factory in :data:`POLICIES` (``None``: the knob).
         benchmark: Whether ``llmrouter benchmark`` trains it by default.
     """
 
@@ -159,7 +158,10 @@ _BUILTIN: dict[str, Composition] = {
         {"recipe": "contrastive"},
     ),
     "encoder": Composition(
-        "encoder", "encoder", "A fine-tuned MiniLM layer reading the query text (torch)"
+        "encoder",
+        "encoder",
+        "A fine-tuned MiniLM layer reading the query text (torch)",
+        benchmark=False,  # fine-tuning takes minutes on a CPU: opt in by name
     ),
     "llm": Composition(
         "judge",

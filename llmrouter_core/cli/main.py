@@ -96,7 +96,7 @@ def list_routers_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List the registered routers."""
-    from llmrouter_core.routers.registry import DEFAULT_ROUTER, list_routers
+    from llmrouter_core.registry import DEFAULT_ROUTER, list_routers
 
     with user_errors():
         infos = list_routers()
@@ -134,8 +134,8 @@ def train(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Train a router and save it to a directory."""
-    from llmrouter_core.routers.persistence import check_save_target
-    from llmrouter_core.routers.registry import DEFAULT_ROUTER, get_router
+    from llmrouter_core.persistence import check_save_target
+    from llmrouter_core.registry import DEFAULT_ROUTER, get_router
 
     setup_logging(verbose)
     with user_errors():
@@ -176,8 +176,8 @@ def route(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Route queries at one or several operating points; one JSON line per (query, point)."""
-    from llmrouter_core.policy import choose
-    from llmrouter_core.routers.persistence import load_router
+    from llmrouter_core.persistence import load_router
+    from llmrouter_core.policy.ranking import choose
 
     setup_logging(verbose)
     given = sum(x is not None for x in (sweep, cost_weight, budget))
@@ -245,7 +245,7 @@ def evaluate(
     from llmrouter_core.data import load_dataset
     from llmrouter_core.evaluation import evaluate as run_evaluation
     from llmrouter_core.evaluation import plot_curves
-    from llmrouter_core.routers.persistence import load_router
+    from llmrouter_core.persistence import load_router
 
     setup_logging(verbose)
     with user_errors():

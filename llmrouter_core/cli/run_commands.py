@@ -98,7 +98,7 @@ def _build_executor(
     from llmrouter_core.pool import Pool
 
     if router_dir is not None:
-        from llmrouter_core.routers.persistence import load_router
+        from llmrouter_core.persistence import load_router
 
         router: Any = load_router(router_dir, trust_endpoints=trust_endpoints)
     else:

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from llmrouter_core.data.core import RoutingData
 from llmrouter_core.errors import DataError
 from llmrouter_core.evaluation.metrics import FloatArray, require_complete
-from llmrouter_core.policy import choose
+from llmrouter_core.policy.ranking import choose
 
 __all__ = [
     "CurvePoint",

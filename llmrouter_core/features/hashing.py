@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from llmrouter_core._sparse import canonical_csr
 from llmrouter_core.errors import NotFittedError
 
 __all__ = ["HashingEmbedder"]
@@ -245,7 +244,7 @@ class HashingEmbedder:
         if len(docs) == 1:  # routing one query: count by one sort, no sparse-matrix checks
             slots, counts = _sorted_counts(indices)
             ptr = np.asarray([0, slots.size], dtype=np.int32)
-            return canonical_csr(counts, slots, ptr, (1, n))
+            return sp.csr_matrix((counts, slots, ptr), shape=(1, n))
         # One entry per n-gram occurrence; summing the duplicates (in C) makes the counts.
         x = sp.csr_matrix(
             (

@@ -73,6 +73,9 @@ class Tags:
         extras: Optional dependencies (extras) it needs (``"torch"``, ``"local"``, ...).
         calls_models: Routing calls a model (an LLM judge): slow, and may cost money.
         evaluation_only: Needs the measured outcomes of the query itself (the oracle).
+        symmetric_ties: Two models with identical scores on every training query get
+            identical predictions (not so for random or size picks, or a network whose
+            outputs start from different random weights).
         recipes: The training recipes it accepts, its default first (see
             :mod:`llmrouter_core.training.recipes`).
     """
@@ -83,6 +86,7 @@ class Tags:
     extras: tuple[str, ...] = ()
     calls_models: bool = False
     evaluation_only: bool = False
+    symmetric_ties: bool = True
     recipes: tuple[str, ...] = ("pointwise",)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +97,7 @@ class Tags:
             "extras": list(self.extras),
             "calls_models": self.calls_models,
             "evaluation_only": self.evaluation_only,
+            "symmetric_ties": self.symmetric_ties,
             "recipes": list(self.recipes),
         }
 
@@ -271,13 +276,10 @@ class Scorer(BaseEstimator):  # type: ignore[misc]
             raise ValueError("blend must be in [0, 1] or None")
         candidates = self.candidates()
         needs_cv = len(candidates) > 1 or blend is None
+        score: float | None = None
+        report: list[dict[str, Any]] = []
         if not (needs_cv and selection.enabled):
-            params, chosen_blend, score, report = (
-                candidates[0],
-                1.0 if blend is None else float(blend),
-                None,
-                [],
-            )
+            params, chosen_blend = candidates[0], 1.0 if blend is None else float(blend)
         else:
             blends = selection.blends if blend is None else (float(blend),)
             oofs = self.oof_predictions(X, Y, candidates, selection.folds, context)

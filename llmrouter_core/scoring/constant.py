@@ -134,6 +134,8 @@ class _SizeScorer(_ConstantScorer):
     At cost weight 0 the target wins; a cost weight above 1 / (its cost - the cheapest cost)
     takes the cheapest model instead."""
 
+    tags = Tags(symmetric_ties=False)
+
     largest: bool = False
 
     def _fit(self, X: Any, Y: FloatArray, params: dict[str, Any], context: FitContext) -> None:
@@ -142,7 +144,8 @@ class _SizeScorer(_ConstantScorer):
             context.costs.mean(axis=0) if context.costs is not None else np.zeros(Y.shape[1])
         )
         j, basis = pick_by_size(pool, mean_costs.tolist(), largest=self.largest)
-        self.target_, self.basis_ = context.models[j], basis
+        self.target_: str = context.models[j]
+        self.basis_: str = basis
         self.quality_ = np.zeros(Y.shape[1])
         self.quality_[j] = 1.0
 
@@ -172,7 +175,7 @@ class RandomScorer(Scorer):
     information" reference curve."""
 
     input = "text"
-    tags = Tags()
+    tags = Tags(symmetric_ties=False)
 
     def _fit(self, X: Any, Y: FloatArray, params: dict[str, Any], context: FitContext) -> None:
         self.seed_ = int(context.random_state)

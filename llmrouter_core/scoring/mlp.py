@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from llmrouter_core.data.core import FloatArray
-from llmrouter_core.scoring.base import FitContext, Folds, HeadScorer, fold_loop
+from llmrouter_core.scoring.base import FitContext, Folds, HeadScorer, Tags, fold_loop
 from llmrouter_core.scoring.heads import Head, MLPHead
 from llmrouter_core.training.projection import Projector
 
@@ -37,6 +37,8 @@ class MLPScorer(HeadScorer):
     """
 
     search_space = {"alpha": (1e-3, 1e-2, 1e-1), "n_components": (128, 256)}
+    # Each output unit starts from its own random weights: tied models differ slightly.
+    tags = Tags(symmetric_ties=False)
 
     def __init__(
         self,

@@ -108,7 +108,8 @@ class Projector:
         x = np.asarray(x, dtype=np.float64)
         if self.mean_in_ is not None:
             x = x - self.mean_in_
-        return np.asarray(x @ self.components_, dtype=np.float64)
+        out: FloatArray = np.asarray(x @ self.components_, dtype=np.float64)
+        return out
 
     def transform(self, x: Any) -> FloatArray:
         """``(n, dim)`` projected features (float64)."""
@@ -118,7 +119,8 @@ class Projector:
 
     def centred(self, z: FloatArray) -> FloatArray:
         """Standardised output ``z`` of :meth:`transform` back to the centred-only scale."""
-        return z * self.scale_
+        out: FloatArray = z * self.scale_
+        return out
 
     @property
     def dim(self) -> int:

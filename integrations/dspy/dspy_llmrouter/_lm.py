@@ -395,7 +395,7 @@ def _build_executor(
         return router, None
     path: str | None = None
     if isinstance(router, str | os.PathLike):
-        from llmrouter_core.routers.persistence import load_router
+        from llmrouter_core.persistence import load_router
 
         path = os.fspath(router)
         router = load_router(path)

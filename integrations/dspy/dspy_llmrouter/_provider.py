@@ -121,7 +121,7 @@ def router_fingerprint(router: Any) -> str | None:
     fingerprint route every query the same way, so DSPy's cache may share their answers.
     """
     from llmrouter_core.execution import PoolOrderRouter
-    from llmrouter_core.routers.base import Router
+    from llmrouter_core.router import Router
 
     digest = hashlib.sha256()
     digest.update(f"{type(router).__module__}.{type(router).__qualname__}".encode())

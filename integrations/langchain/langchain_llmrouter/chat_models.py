@@ -171,7 +171,7 @@ class RoutedChatModel(BaseChatModel):
                 f"router directory>, or set {ROUTER_ENV}"
             )
         if isinstance(router, str | os.PathLike):
-            from llmrouter_core.routers.persistence import load_router
+            from llmrouter_core.persistence import load_router
 
             router = load_router(router)
         pool = self.pool
