@@ -35,9 +35,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import numpy as np
 
-from llmrouter_core import get_router
 from llmrouter_core.benchmark import load_split
 from llmrouter_core.evaluation import evaluate
+from llmrouter_core.registry import get_router
 
 
 def _row(name: str, ev: Any, extra: str = "") -> str:
@@ -89,15 +89,16 @@ def main() -> None:
     start = time.perf_counter()
     router.fit(train)
     fit_s = time.perf_counter() - start
-    fit_stats = router.judge_stats.to_dict()
-    router.clear_cache()
-    before = router.judge_stats
+    judge = router.scorer_  # the fitted JudgeScorer: its counters, cache and calibration
+    fit_stats = judge.judge_stats.to_dict()
+    judge.clear_cache()
+    before = judge.judge_stats
     times = []
     for q in part.queries:
         t0 = time.perf_counter()
         router.route(q)
         times.append(time.perf_counter() - t0)
-    after = router.judge_stats
+    after = judge.judge_stats
     test_stats = {
         k: getattr(after, k) - getattr(before, k)
         for k in ("calls", "ok", "partial", "unparseable", "errors")
@@ -107,15 +108,15 @@ def main() -> None:
     router.blend_ = 1.0  # the judge's ratings alone (same cached replies)
     evals["llm_raw"] = evaluate(router, part, name="llm (raw ratings)")
     router.blend_ = blend
-    assert router.judge_stats.calls == after.calls, "evaluation re-called the judge"
+    assert judge.judge_stats.calls == after.calls, "evaluation re-called the judge"
     times.sort()
     results["llm"] = {
-        "judge": router.judge_model_,
+        "judge": judge.judge_model_,
         "aiq": evals["llm"].aiq,
         "aiq_raw_ratings": evals["llm_raw"].aiq,
         "best_score": evals["llm"].best_score,
         "blend": blend,
-        "cv_loss": router.cv_loss_,
+        "cv_loss": judge.cv_loss_,
         "fit_s": fit_s,
         "fit_judge_stats": fit_stats,
         "test_judge_stats": test_stats,

@@ -266,6 +266,10 @@ class Router(BaseEstimator):  # type: ignore[misc]
         self.cv_results_ = selected.report
         if selected.cv_score is not None:
             self.cv_aiq_ = float(selected.cv_score)
+        rows = self.scorer_.calibration_rows()
+        if rows is not None:  # e.g. the LLM judge's rated slice (each prediction is a call)
+            inputs = [inputs[i] for i in rows] if isinstance(inputs, list) else inputs[rows]
+            cost_pred = cost_pred[rows]
         quality = self._blended(self.scorer_.predict_many(inputs))
         self.calibration_ = Calibration.from_predictions(quality, cost_pred)
 

@@ -232,6 +232,12 @@ class Scorer(BaseEstimator):  # type: ignore[misc]
         calibration); a scorer may compute it faster, equal up to float rounding."""
         return self.predict(X)
 
+    def calibration_rows(self) -> npt.NDArray[np.intp] | None:
+        """The training rows the router calibrates the knob on, after fitting (``None``: all
+        of them). A scorer whose every prediction calls a model (the LLM judge) names the rows
+        it already predicted at fit, so calibrating costs no more calls."""
+        return None
+
     def oof_predictions(
         self,
         X: Any,

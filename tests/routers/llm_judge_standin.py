@@ -1,8 +1,8 @@
-"""A deterministic, offline stand-in for the LLM router's judge: a LiteLLM custom provider.
+"""A deterministic, offline stand-in for the LLM judge: a LiteLLM custom provider.
 
 ``judge-standin/<mode>`` reads the pool's model names and the query from the prompt the
-router sends (the ``- <name> (...)`` lines of the system message, and the ``<query>`` block of
-the last message) and replies, per mode:
+judge scorer (:mod:`llmrouter_core.scoring.judge`) sends (the ``- <name> (...)`` lines of the
+system message, and the ``<query>`` block of the last message) and replies, per mode:
 
 * ``json``: ``{"<model>": r, ...}`` for every model, ``r`` a hash of (query, model) in 0..10;
 * ``partial``: the same object for every other model only;
@@ -98,7 +98,8 @@ def register_standin(litellm: Any) -> list[dict[str, Any]]:
 
 
 def standin_params(mode: str = "json", **more: Any) -> dict[str, Any]:
-    """Constructor arguments of an ``llm`` router judged by the stand-in (registers it)."""
+    """``get_router("llm", ...)`` arguments (the judge scorer's) for a judge played by the
+    stand-in (registers it)."""
     import litellm
 
     register_standin(litellm)

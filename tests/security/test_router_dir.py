@@ -150,14 +150,15 @@ def test_an_edited_judge_cannot_call_out_while_routing(
     router.save(tmp_path / "judge")
     assert len(endpoint.requests) == 3  # the calibration calls, made by the trusting caller
     doc = json.loads((tmp_path / "judge" / "router.json").read_text())
-    doc["params"]["judge_api_key_env"] = "AWS_SECRET_ACCESS_KEY"
+    doc["scorer"]["params"]["judge_api_key_env"] = "AWS_SECRET_ACCESS_KEY"
     (tmp_path / "judge" / "router.json").write_text(json.dumps(doc))
     endpoint.requests.clear()
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     loaded = load_router(tmp_path / "judge")
-    assert loaded.judge_api_key_env is None and "api_base" not in (loaded.judge_kwargs or {})
+    judge = loaded.scorer_
+    assert judge.judge_api_key_env is None and "api_base" not in (judge.judge_kwargs or {})
     assert any("judge_kwargs.api_base" in item for item in loaded.ignored_endpoints_)
     queries = tmp_path / "q.jsonl"
     queries.write_text(json.dumps({"query_id": 1, "query": "Which planet is red?"}) + "\n")
