@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.base import clone
 
 from llmrouter_core.data.core import RoutingData
+from llmrouter_core.decision import CascadePlan
 from llmrouter_core.errors import DataError, MissingExtraError, NotFittedError, UnknownModelError
 from llmrouter_core.policy import CascadePolicy, FanOutPolicy, UtilityPolicy
 from llmrouter_core.router import Router
@@ -207,7 +208,7 @@ def check_policies(fx: _Fixture) -> None:
     assert fan.plan is not None and fan.plan.models == fan.ranked[:2]
     cascade = router.route(query, policy=CascadePolicy(max_stages=3))
     plan = cascade.plan
-    assert plan is not None and plan.models[0] == cascade.model
+    assert isinstance(plan, CascadePlan) and plan.models[0] == cascade.model
     assert plan.stages[-1].threshold is None and len(plan.stages) <= 3
     assert all(s.threshold is not None for s in plan.stages[:-1])
     costs = [cascade.cost[m] for m in plan.models]
