@@ -288,7 +288,8 @@ def get_composition(name: str) -> Composition | type[Router]:
     entry = _registry.get(name) if isinstance(name, str) else None
     if entry is None:
         raise UnknownRouterError(
-            f"{name!r} is not a registered router (known: {', '.join(sorted(_registry))}); a "
+            f"unknown router {name!r}: it is not a registered router (known: "
+            f"{', '.join(sorted(_registry))}); a "
             "router named by a path must be registered (llmrouter_core.register_router, or the "
             "'llmrouter.routers' entry point of an installed package) before it can be loaded"
         )
@@ -316,7 +317,7 @@ def get_router(name: str | None = None, **params: Any) -> Router:
         return entry.build(name, **params)
     if isinstance(entry, type) and issubclass(entry, Router):
         router = entry(**params)
-        if router.name == "custom":
+        if name in _registry:  # a path stays unnamed: it cannot be saved under a name
             router.name = name
         return router
     raise UnknownRouterError(f"{name!r} is neither a Composition nor a Router class")

@@ -476,8 +476,9 @@ class Router(BaseEstimator):  # type: ignore[misc]
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: Any) -> Any:
-        """Save to a directory of plain files (``router.json`` + ``arrays.npz``)."""
-        from llmrouter_core.persistence import save_router
+        """Save to a directory of plain files (``router.json`` + ``arrays.npz``; see
+        :func:`llmrouter_core.saving.save_router`)."""
+        from llmrouter_core.saving import save_router
 
         return save_router(self, path)
 

@@ -26,11 +26,12 @@ def test_import_is_light() -> None:
 def test_public_surface_is_pinned() -> None:
     assert llmrouter_core.__all__ == sorted(llmrouter_core.__all__)
     assert llmrouter_core.__all__ == [
-        "BudgetPolicy", "CostWeightPolicy", "DataError", "Decision", "LLMRouterError",
-        "MissingExtraError", "ModelSpec", "NotFittedError", "PersistenceError", "Pool", "Router",
-        "RoutingData", "ThresholdPolicy", "UnknownModelError", "UnknownRouterError",
-        "__version__", "get_router", "list_routers", "load_data", "load_dataset", "load_router",
-        "register_router",
+        "BudgetPolicy", "CascadePlan", "CascadePolicy", "Composition", "CostWeightPolicy",
+        "DataError", "Decision", "FanOutPlan", "FanOutPolicy", "LLMRouterError",
+        "MissingExtraError", "ModelSpec", "NotFittedError", "PersistenceError", "Policy", "Pool",
+        "Router", "RoutingData", "Scorer", "ThresholdPolicy", "UnknownModelError",
+        "UnknownRouterError", "UtilityPolicy", "__version__", "get_router", "list_routers",
+        "load_data", "load_dataset", "load_router", "make_router", "register_router",
     ]
     for name in llmrouter_core.__all__:
         assert getattr(llmrouter_core, name) is not None

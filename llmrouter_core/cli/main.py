@@ -134,8 +134,8 @@ def train(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Train a router and save it to a directory."""
-    from llmrouter_core.persistence import check_save_target
     from llmrouter_core.registry import DEFAULT_ROUTER, get_router
+    from llmrouter_core.saving import check_save_target
 
     setup_logging(verbose)
     with user_errors():

@@ -66,12 +66,23 @@ class EstimatorScorer(Scorer):
             raise ValueError(f"input must be 'features' or 'dense', got {self.input!r}")
 
     def _fit(self, X: Any, Y: FloatArray, params: dict[str, Any], context: FitContext) -> None:
-        est = clone(self.estimator)
-        if not _multi_output(est):
-            from sklearn.multioutput import MultiOutputRegressor
+        if hasattr(self.estimator, "__sklearn_tags__"):
+            est = clone(self.estimator)
+            if not _multi_output(est):
+                from sklearn.multioutput import MultiOutputRegressor
 
-            est = MultiOutputRegressor(est)
-        self.estimator_ = est.fit(X, Y)
+                est = MultiOutputRegressor(est)
+            self.estimator_ = est.fit(X, Y)
+            return
+        # Not a scikit-learn estimator: the 2-D target if it takes one, else one per model.
+        est = _copy(self.estimator).fit(X, Y)
+        probe = np.asarray(est.predict(X[:1]))
+        if probe.shape == (1, Y.shape[1]):
+            self.estimator_ = est
+        else:
+            self.estimator_ = _PerModel(
+                [_copy(self.estimator).fit(X, Y[:, j]) for j in range(Y.shape[1])]
+            )
 
     def predict(self, X: Any) -> FloatArray:
         out = np.asarray(self.estimator_.predict(X), dtype=np.float64)
@@ -101,6 +112,25 @@ class EstimatorScorer(Scorer):
             )
         self.estimator_ = sio.loads(blob, trusted=list(trusted_types or ()) or None)
         self.n_outputs_ = int(meta["n_outputs"])
+
+
+class _PerModel:
+    """One estimator per model (for estimators that are not scikit-learn's)."""
+
+    def __init__(self, estimators: list[Any]) -> None:
+        self.estimators = estimators
+
+    def predict(self, X: Any) -> FloatArray:
+        return np.column_stack([np.asarray(e.predict(X)).reshape(-1) for e in self.estimators])
+
+
+def _copy(estimator: Any) -> Any:
+    """A fresh copy: scikit-learn's ``clone`` when the object has ``get_params``."""
+    if callable(getattr(estimator, "get_params", None)):
+        return clone(estimator, safe=False)
+    import copy
+
+    return copy.deepcopy(estimator)
 
 
 def _skops() -> Any:

@@ -173,26 +173,6 @@ def test_sorted_counts_equal_scipys_duplicate_sum() -> None:
         assert counts.dtype == np.float32
 
 
-def test_canonical_csr_equals_scipys_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fast construction gives a matrix that behaves as scipy's own, and without the
-    layout it was checked against, it is scipy's own."""
-    from llmrouter_core import _sparse
-
-    data = np.asarray([0.5, 2.0, 1.0], dtype=np.float32)
-    indices = np.asarray([1, 4, 2], dtype=np.int32)
-    indptr = np.asarray([0, 2, 2, 3], dtype=np.int32)
-    ref = sp.csr_matrix((data, indices, indptr), shape=(3, 6))
-    for layout in (_sparse._EXTRA, None):
-        monkeypatch.setattr(_sparse, "_EXTRA", layout)
-        ours = _sparse.canonical_csr(data, indices, indptr, (3, 6))
-        assert isinstance(ours, sp.csr_matrix) and ours.shape == (3, 6) and ours.nnz == 3
-        np.testing.assert_array_equal(ours.toarray(), ref.toarray())
-        np.testing.assert_array_equal((ours @ ref.T).toarray(), (ref @ ref.T).toarray())
-        np.testing.assert_array_equal(ours[2].toarray(), ref[2].toarray())
-        assert ours.has_canonical_format
-    assert _sparse._probe() is not None  # this scipy takes the fast path
-
-
 def test_line_cache_leaves_features_unchanged(train_prompts: list[str]) -> None:
     """Repeated lines are looked up, not rescanned: counts are equal with a cold cache, a warm
     one, and a cache cleared mid-stream because it is full."""

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from llmrouter_core import get_router, load_router
 from llmrouter_core.cli.main import app
-from llmrouter_core.errors import PersistenceError, UnknownRouterError
+from llmrouter_core.errors import PersistenceError
 
 SECRET = "aws-secret-value-0123456789"
 PAYLOAD = """
@@ -90,7 +90,7 @@ def test_route_does_not_import_a_module_named_by_the_file(saved: Path, tmp_path:
 def test_stack_members_are_registered_names_only(rb_small: Any, payload: Path) -> None:
     train, _ = rb_small
     router = get_router("auto", members=["evilpkg.payload:LinearRouter"])
-    with pytest.raises(UnknownRouterError, match="is not a registered router"):
+    with pytest.raises(ValueError, match=r"unknown scorer 'evilpkg\.payload:LinearRouter'"):
         router.fit(train)
     assert not payload.exists()
 
