@@ -32,7 +32,7 @@ from llmrouter_core.scoring.knn import KNNScorer
 
 
 def test_unknown_router_lists_known_names() -> None:
-    with pytest.raises(UnknownRouterError, match=r"'nope' is not a registered router.*knn"):
+    with pytest.raises(UnknownRouterError, match=r"unknown router 'nope'.*knn"):
         get_router("nope")
 
 
