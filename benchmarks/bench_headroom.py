@@ -40,7 +40,7 @@ from llmrouter_core.benchmark import load_split
 from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.evaluation.metrics import cost_at_score
 from llmrouter_core.features import get_embedder
-from llmrouter_core.routers.selection import cv_aiq, route_points  # as model selection uses
+from llmrouter_core.training.selection import cv_aiq, route_points  # as model selection uses
 
 AUCS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 

@@ -43,7 +43,7 @@ from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.decision import Decision
 from llmrouter_core.errors import DataError, NotFittedError, UnknownModelError
 from llmrouter_core.features import get_embedder
-from llmrouter_core.features.base import Embedder
+from llmrouter_core.features.base import Embedder, fit_transform
 from llmrouter_core.policy import (
     BudgetPolicy,
     Calibration,
@@ -223,8 +223,8 @@ class Router(BaseEstimator):  # type: ignore[misc]
         queries = list(data.queries)
         x: Any = None
         if scorer.input != "text" or self.cost_model == "features":
-            self.embedder_: Embedder | None = self._new_embedder().fit(queries)
-            x = self.embedder_.transform(queries)
+            self.embedder_: Embedder | None = self._new_embedder()
+            x = fit_transform(self.embedder_, queries)
         else:
             self.embedder_ = None
         cost_model = make_cost_model(self.cost_model, self.random_state).fit(data, x)

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Embedder", "FeatureMatrix"]
+__all__ = ["Embedder", "FeatureMatrix", "fit_transform"]
 
 FeatureMatrix = Any  # np.ndarray (n, d) float32/64 or scipy.sparse.csr_matrix (n, d)
 
@@ -49,6 +49,14 @@ class Embedder(Protocol):
     def set_state(self, state: dict[str, npt.NDArray[Any]]) -> None:
         """Restore learned arrays from :meth:`get_state`."""
         ...
+
+
+def fit_transform(embedder: Embedder, texts: Sequence[str]) -> FeatureMatrix:
+    """``embedder.fit(texts).transform(texts)``, in one pass when the embedder can."""
+    one_pass = getattr(embedder, "fit_transform", None)
+    if callable(one_pass):
+        return one_pass(texts)
+    return embedder.fit(texts).transform(texts)
 
 
 def l2_normalize_rows(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -124,7 +124,6 @@ class HashingEmbedder:
         self.idf_: npt.NDArray[np.float32] | None = None
         self._lock = threading.Lock()
         self._vectorizers: Any = None
-        self._fit_counts: tuple[list[str], Any] | None = None
 
     # The character n-gram vectoriser is stateless: build it lazily (import cost) and once.
     def _vecs(self) -> Any:
@@ -267,37 +266,28 @@ class HashingEmbedder:
         return x
 
     def fit(self, texts: Sequence[str]) -> HashingEmbedder:
-        x = self._counts(texts)
+        self._fit_idf(self._counts(texts))
+        return self
+
+    def _fit_idf(self, x: Any) -> None:
         df = np.bincount(x.indices, minlength=self.n_features).astype(np.float64)
         n = x.shape[0]
         self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-        # Routers transform their training texts right after fitting: keep the counts for
-        # that one call (matched by the identity of every text), so they are not recounted.
-        self._fit_counts = (list(texts), x)
-        return self
 
     def fit_transform(self, texts: Sequence[str]) -> Any:
         """``fit(texts)`` then ``transform(texts)``, counting the n-grams once."""
-        return self.fit(texts).transform(texts)
-
-    def _take_fit_counts(self, texts: Sequence[str]) -> Any:
-        """The counts kept by :meth:`fit` if ``texts`` are the fitted texts (consumed by the
-        first :meth:`transform` after ``fit``, whatever its texts)."""
-        with self._lock:
-            memo, self._fit_counts = self._fit_counts, None
-        if memo is None:
-            return None
-        kept, counts = memo
-        if len(kept) != len(texts) or any(a is not b for a, b in zip(kept, texts)):
-            return None
-        return counts
+        x = self._counts(texts)
+        self._fit_idf(x)
+        return self._weighted(x)
 
     def transform(self, texts: Sequence[str]) -> Any:
         if self.idf_ is None:
             raise NotFittedError("HashingEmbedder is not fitted; call fit(texts) first")
-        x = self._take_fit_counts(texts)
-        if x is None:
-            x = self._counts(texts)
+        return self._weighted(self._counts(texts))
+
+    def _weighted(self, x: Any) -> Any:
+        """TF-IDF weights of counts ``x``, rows L2-normalised (in place)."""
+        assert self.idf_ is not None
         if x.shape[0] == 0:
             return x
         x.data *= self.idf_[x.indices]
