@@ -154,7 +154,12 @@ class Projector:
         return full, new_bias
 
     def get_state(self) -> Arrays:
-        out: Arrays = {"components": self.components_, "shift": self.shift_, "scale": self.scale_}
+        out: Arrays = {
+            "components": self.components_,
+            "shift": self.shift_,
+            "scale": self.scale_,
+            "n_features": np.asarray([self.n_features_], dtype=np.int64),
+        }
         if self.cols_ is not None:
             out["cols"] = self.cols_
         if self.mean_in_ is not None:
@@ -171,7 +176,10 @@ class Projector:
         obj.mean_in_ = (
             np.asarray(arrays["mean_in"], dtype=np.float64) if "mean_in" in arrays else None
         )
-        obj.n_features_ = (
-            int(obj.cols_.max()) + 1 if obj.cols_ is not None and obj.cols_.size else 0
-        )
+        if "n_features" in arrays:
+            obj.n_features_ = int(np.asarray(arrays["n_features"]).ravel()[0])
+        elif obj.cols_ is not None and obj.cols_.size:
+            obj.n_features_ = int(obj.cols_.max()) + 1
+        else:
+            obj.n_features_ = int(obj.components_.shape[0])
         return obj

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmrouter_core.evaluation.metrics import aiq, cost_at_score, single_model_points
-from llmrouter_core.routers.selection import cv_aiq, route_points
+from llmrouter_core.training.selection import cv_aiq, kfold, route_points, select_blend
 
 
 def test_route_points_sweep_from_cheapest_to_best(rb_small) -> None:  # type: ignore[no-untyped-def]
@@ -31,3 +31,33 @@ def test_model_means_reach_the_best_model_only_at_its_cost(rb_small) -> None:  #
     assert reached is not None and reached > 0.9 * best_cost  # no free lunch without a signal
     assert cv_aiq(means, c, y, c) < cv_aiq(y, c, y, c)
     assert best in test.models
+
+
+def test_kfold_partitions_the_rows() -> None:
+    folds = list(kfold(10, 3, random_state=0))
+    assert len(folds) == 3
+    vals = np.concatenate([val for _, val in folds])
+    np.testing.assert_array_equal(np.sort(vals), np.arange(10))
+    for train, val in folds:
+        assert not set(train) & set(val)
+        assert len(train) + len(val) == 10
+    again = list(kfold(10, 3, random_state=0))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+
+
+def test_select_blend_falls_back_to_the_prior_without_a_signal(rb_small) -> None:  # type: ignore[no-untyped-def]
+    """Noise predictions lose to the per-model prior; the oracle's predictions win at blend 1;
+    the report has a row per (candidate, blend)."""
+    _, test = rb_small
+    y, c = test.scores, test.costs
+    prior = np.broadcast_to(y.mean(axis=0), y.shape)
+    noise = np.random.default_rng(0).random(y.shape)
+    blends = (1.0, 0.5, 0.0)
+    params, blend, score, report = select_blend(
+        [{"which": "noise"}, {"which": "oracle"}], [noise, y], prior, blends, c, y, c
+    )
+    assert params == {"which": "oracle"} and blend == 1.0
+    assert score == cv_aiq(y, c, y, c)
+    assert len(report) == 6
+    params, blend, _, _ = select_blend([{"which": "noise"}], [noise], prior, blends, c, y, c)
+    assert blend < 1.0

@@ -1,4 +1,4 @@
-"""The batched solvers of the supervised routers agree with the estimators they replace."""
+"""The batched solvers of the supervised scorers agree with the estimators they replace."""
 
 from __future__ import annotations
 
@@ -10,16 +10,10 @@ import scipy.sparse as sp
 
 from llmrouter_core import get_router, load_router
 from llmrouter_core.features import HashingEmbedder
-from llmrouter_core.routers._solvers import (
-    Design,
-    Projection,
-    block_cg,
-    ridge_path,
-    soft_logistic_path,
-)
-from llmrouter_core.routers.base import Router
-from llmrouter_core.routers.heads import KNNHead, LinearHead
-from llmrouter_core.routers.supervised import _logistic_heads, _ridge_heads
+from llmrouter_core.policy import Calibration
+from llmrouter_core.scoring.heads import KNNHead, LinearHead, MLPHead
+from llmrouter_core.scoring.linear import logistic_heads, ridge_heads
+from llmrouter_core.training.solvers import Design, block_cg, ridge_path, soft_logistic_path
 
 
 def _dense(a: object) -> np.ndarray:
@@ -114,7 +108,7 @@ def test_linear_heads_keep_constant_columns_constant(rb_features) -> None:  # ty
     x, y, x_test = rb_features
     y = y[:, :3].copy()
     y[:, 1] = 1.0  # a model that answers everything well
-    for head in [*_logistic_heads(x, y, [1.0]), *_ridge_heads(x, y, [10.0])]:
+    for head in [*logistic_heads(x, y, [1.0]), *ridge_heads(x, y, [10.0])]:
         assert isinstance(head, LinearHead)
         pred = head.predict(x_test)
         assert pred.shape == (x_test.shape[0], 3)
@@ -123,33 +117,18 @@ def test_linear_heads_keep_constant_columns_constant(rb_features) -> None:  # ty
         assert np.ptp(pred[:, 0]) > 0
 
 
-def test_projection_truncates_and_folds_into_a_layer(rb_features) -> None:  # type: ignore[no-untyped-def]
-    x, _, x_test = rb_features
-    proj = Projection(32, random_state=0).fit(x)
-    z = proj.transform(x)
-    assert z.shape == (x.shape[0], 32)
-    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-10)
-    small = proj.truncated(8)
-    np.testing.assert_allclose(small.transform(x_test), proj.transform(x_test)[:, :8])
-    rng = np.random.default_rng(2)
-    w, b = rng.normal(size=(32, 5)), rng.normal(size=5)
-    full_w, full_b = proj.fold_into(w, b)
-    assert full_w.shape == (x.shape[1], 5)
-    np.testing.assert_allclose(
-        _dense(x_test @ full_w) + full_b, proj.transform(x_test) @ w + b, atol=1e-9
-    )
-    # Deterministic for a seed.
-    again = Projection(32, random_state=0).fit(x)
-    np.testing.assert_array_equal(again.components_, proj.components_)
-
-
 def test_mlp_router_chooses_its_projection_by_cv_and_saves_plain_arrays(  # type: ignore[no-untyped-def]
     rb_small, tmp_path
 ) -> None:
     train, test = rb_small
     router = get_router("mlp", max_iter=5, alpha=0.01).fit(train)
+    assert router.scorer.n_components is None  # a scorer hyperparameter, not the router's
     assert router.best_params_["n_components"] in (128, 256)
     assert {r["params"]["n_components"] for r in router.cv_results_} == {128, 256}
+    # The projection is folded into the first layer: the head reads the features directly.
+    head = router.scorer_.head_
+    assert isinstance(head, MLPHead)
+    assert head.coefs[0].shape[0] == router.embedder_.transform(test.queries[:1]).shape[1]
     q = router.predict_quality(test.queries)
     assert q.shape == (test.n_queries, train.n_models)
     assert np.all((q >= 0) & (q <= 1))
@@ -163,23 +142,32 @@ def test_mlp_router_chooses_its_projection_by_cv_and_saves_plain_arrays(  # type
 
 
 @pytest.mark.parametrize("name", ["linear", "logistic", "knn"])
-def test_calibration_reuses_the_training_features(rb_small, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_calibration_is_that_of_the_training_predictions(rb_small, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The knob's calibration at fit (computed from the training features of the fit) equals
+    the one of predicting the training queries afresh."""
     train, _ = rb_small
     router = get_router(name).fit(train)
-    assert getattr(router, "_train_features", None) is None  # not kept after fit
-    fresh = Router._calibrate(router, list(train.queries))
+    assert isinstance(router.calibration_, Calibration)
+    fresh = Calibration.from_predictions(*router.predict(train.queries))
     if name != "knn":
         assert router.calibration_ == fresh
         return
     # kNN calibrates with the batched similarities (equal up to float32 rounding).
-    assert router.calibration_["cost_weight"] == fresh["cost_weight"]
+    ours, theirs = router.calibration_.to_dict(), fresh.to_dict()
+    assert ours["cost_weight"] == theirs["cost_weight"]
     for key in ("mean_cost", "mean_quality"):
-        np.testing.assert_allclose(router.calibration_[key], fresh[key], rtol=1e-5)
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5)
 
 
 def test_knn_batched_similarities_match_the_sparse_product(rb_features) -> None:  # type: ignore[no-untyped-def]
     x, y, x_test = rb_features
     head = KNNHead(x, y, k=25, alpha=1.0)
+    # Routing's similarities are the sparse product, and a query's row does not depend on
+    # the batch it comes in.
+    batch = head.similarities(x_test[:6])
+    np.testing.assert_array_equal(batch, (x_test[:6] @ x.T).toarray().astype(np.float64))
+    for i in range(6):
+        np.testing.assert_array_equal(head.similarities(x_test[i]), batch[i : i + 1])
     np.testing.assert_allclose(
         head.similarities_many(x_test, n_dense=64), head.similarities(x_test), atol=1e-5
     )

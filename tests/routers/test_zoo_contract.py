@@ -12,7 +12,8 @@ import pytest
 
 from llmrouter_core import get_router, load_router
 from llmrouter_core.data import RoutingData
-from llmrouter_core.routers._zoo import FeatureCostModel, ZooRouter
+from llmrouter_core.router import Router
+from llmrouter_core.training.costs import CostModel, FeatureCostModel
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -81,10 +82,11 @@ def test_tied_models_get_equal_credit(name: str, rb_small) -> None:  # type: ign
 def test_zoo_router_state_roundtrip(name: str, rb_small, tmp_path) -> None:  # type: ignore[no-untyped-def]
     train, test = rb_small
     router = get_router(name, **FAST.get(name, {})).fit(train)
-    assert isinstance(router, ZooRouter)
+    assert isinstance(router, Router)
     assert isinstance(router.cost_model_, FeatureCostModel)
     router.save(tmp_path / "r")
     loaded = load_router(tmp_path / "r")
+    assert (loaded.name, type(loaded.scorer_)) == (name, type(router.scorer_))
     assert isinstance(loaded.cost_model_, FeatureCostModel)
     q1, c1 = router.predict(test.queries)
     q2, c2 = loaded.predict(test.queries)
@@ -97,10 +99,15 @@ def test_cv_chooses_from_the_search_space(rb_small) -> None:  # type: ignore[no-
     train, _ = rb_small
     router = get_router("irt", n_dims=1).fit(train)
     assert router.best_params_["n_dims"] == 1  # fixed values are kept
-    assert router.best_params_["l2"] in type(router).search_space["l2"]
+    space = type(router.scorer).search_space
+    assert router.best_params_["l2"] in space["l2"]
+    assert router.scorer_.get_params()["n_dims"] == 1
+    assert router.scorer_.get_params()["l2"] == router.best_params_["l2"]
     tried = {r["params"]["l2"] for r in router.cv_results_}
-    assert tried == set(type(router).search_space["l2"])
+    assert tried == set(space["l2"])
+    assert {r["params"]["n_dims"] for r in router.cv_results_} == {1}
     assert 0.0 <= router.blend_ <= 1.0
+    assert router.blend_ in {r["blend"] for r in router.cv_results_}
 
 
 @pytest.mark.parametrize(
@@ -108,7 +115,8 @@ def test_cv_chooses_from_the_search_space(rb_small) -> None:  # type: ignore[no-
     [
         ("irt", {"cost_model": "exact"}),
         ("irt", {"n_dims": -1}),
-        ("mf", {"objective": "listwise"}),
+        ("mf", {"recipe": "listwise"}),
+        ("irt", {"recipe": "online"}),  # a known recipe the scorer does not take
         ("hybrid", {"label": "fuzzy"}),
         ("carrot", {"estimator": "forest"}),
         ("bandit", {"strategy": "greedy"}),
@@ -118,7 +126,9 @@ def test_cv_chooses_from_the_search_space(rb_small) -> None:  # type: ignore[no-
         ("task", {"alpha": 0.0}),
         ("auto", {"members": ()}),
         ("auto", {"members": ("no-such-router",)}),
-        ("auto", {"members": ("single",)}),
+        ("auto", {"members": ("auto",)}),  # a stack in a stack
+        ("auto", {"members": ("oracle",)}),  # evaluation only (reads the query's outcomes)
+        ("auto", {"members": ("linear", "encoder")}),  # reads the text, not the features
     ],
 )
 def test_bad_hyperparameters_fail_before_training(name: str, params: dict, rb_small) -> None:  # type: ignore[no-untyped-def,type-arg]
@@ -132,6 +142,7 @@ def test_bad_hyperparameters_fail_before_training(name: str, params: dict, rb_sm
 def test_token_cost_model_is_available(rb_small) -> None:  # type: ignore[no-untyped-def]
     train, test = rb_small
     router = get_router("irt", cost_model="tokens", **FAST["irt"]).fit(train)
+    assert isinstance(router.cost_model_, CostModel)
     assert not isinstance(router.cost_model_, FeatureCostModel)
     np.testing.assert_allclose(
         router.predict_cost(test.queries), router.cost_model_.predict(test.queries)

@@ -1,4 +1,4 @@
-"""The stacked ensemble (``auto``) over members of several zoo families."""
+"""The stacked ensemble (``auto``, the stack scorer) over members of several zoo families."""
 
 from __future__ import annotations
 
@@ -6,57 +6,114 @@ import numpy as np
 import pytest
 
 from llmrouter_core import get_router, load_router
-from llmrouter_core.routers.ensemble import DEFAULT_MEMBERS, ZooStackHead, simplex_grid
+from llmrouter_core.features import HashingEmbedder
+from llmrouter_core.scoring import get_scorer
+from llmrouter_core.scoring.stack import DEFAULT_MEMBERS, StackScorer
+from llmrouter_core.training.projection import Projector
+from llmrouter_core.training.selection import simplex_grid
 
-MIXED = ("knn", "irt", "cluster", "task")  # sparse, dense, dense (centred only), sparse
+# features, dense (standardised), dense_raw (centred only), features
+MIXED = ("knn", "irt", "cluster", "task")
+STEPS = 4
 
 
 @pytest.fixture(scope="module")
 def stacked(rb_small):  # type: ignore[no-untyped-def]
     train, _ = rb_small
-    return get_router("auto", members=MIXED, weight_steps=3).fit(train)
+    # On this slice the chosen weights keep a member on the features and one on the projection.
+    return get_router("auto", members=MIXED, weight_steps=STEPS).fit(train)
 
 
 def test_default_members_are_registered_scorers() -> None:
     router = get_router("auto")
-    assert tuple(router.members) == DEFAULT_MEMBERS
+    assert isinstance(router.scorer, StackScorer)
+    assert tuple(router.scorer.members) == DEFAULT_MEMBERS
     for name in DEFAULT_MEMBERS:
-        router._member(name)  # raises for a name that is not a supervised scorer
+        member = get_scorer(name)  # raises for a name that is not a registered scorer
+        assert member.input != "text"
+    router.scorer.check_params()  # every default member may be a member
+
+
+def test_router_names_as_members_are_translated() -> None:
+    """The router names ``linear`` and ``mf`` stand for their scorers; scorer names pass."""
+    router = get_router("auto", members=("linear", "mf", "irt", "knn"))
+    assert tuple(router.scorer.members) == ("ridge", "bilinear", "irt", "knn")
 
 
 def test_simplex_grid() -> None:
     grid = simplex_grid(3, 4)
     assert len(grid) == 15
     assert all(abs(sum(w) - 1.0) < 1e-12 and min(w) >= 0 for w in grid)
+    assert len(set(grid)) == len(grid)
 
 
 def test_stack_weights_and_report(stacked) -> None:  # type: ignore[no-untyped-def]
     weights = stacked.best_params_["weights"]
     assert set(weights) == {*MIXED, "prior"}
     assert abs(sum(weights.values()) - 1.0) < 1e-9
-    assert all(w * 3 == round(w * 3) for w in weights.values())  # on the grid
+    assert all(w * STEPS == round(w * STEPS) for w in weights.values())  # on the grid
+    assert set(stacked.best_params_["members"]) == set(MIXED)
     members = {r["member"] for r in stacked.cv_results_ if "member" in r}
     assert members == set(MIXED)
     best = max(r["cv_aiq"] for r in stacked.cv_results_ if "weights" in r)
     assert stacked.cv_aiq_ == best
+    # The blend is the members' share; the fitted members are those with positive weight,
+    # their weights normalised.
+    scorer = stacked.scorer_
+    assert stacked.blend_ == pytest.approx(1.0 - weights["prior"])
+    kept = [w for name, w in weights.items() if name != "prior" and w > 0]
+    assert len(scorer.members_) == len(kept) == len(scorer.weights_)
+    np.testing.assert_allclose(scorer.weights_, np.asarray(kept) / sum(kept))
 
 
 def test_stack_prediction_is_the_weighted_member_average(stacked, rb_small) -> None:  # type: ignore[no-untyped-def]
     _, test = rb_small
-    head = stacked.head_
-    assert isinstance(head, ZooStackHead)
+    scorer = stacked.scorer_
+    assert isinstance(scorer, StackScorer)
+    inputs = {m.input for m in scorer.members_}
+    assert len(inputs) > 1, "the slice should keep members of different inputs"
     x = stacked.embedder_.transform(test.queries)
+    z = scorer.projector_.transform(x)
     expected = np.zeros((len(test.queries), len(stacked.models_)))
-    for member, w, mode in zip(head.heads, head.weights, head.modes, strict=True):
-        if mode == 0:
+    for member, w in zip(scorer.members_, scorer.weights_, strict=True):
+        if member.input == "features":
             inp = x
         else:
-            z = head.projector.transform(x)
-            inp = z if mode == 1 else z * head.projector.scale_
+            inp = z if member.input == "dense" else z * scorer.projector_.scale_
         expected += w * member.predict(inp)
     b = stacked.blend_
     expected = b * expected + (1 - b) * stacked.prior_
     np.testing.assert_allclose(stacked.predict_quality(test.queries), np.clip(expected, 0, 1))
+
+
+def test_stack_reads_each_members_input(rb_small) -> None:  # type: ignore[no-untyped-def]
+    """Members on the features, the standardised projection and the centred projection, with
+    weights given: the stack's prediction is their weighted sum, and its saved state too."""
+    train, test = rb_small
+    embedder = HashingEmbedder().fit(train.queries)
+    x, x_test = embedder.transform(train.queries), embedder.transform(test.queries)
+    proj = Projector(32, random_state=0).fit(x)
+    z = proj.transform(x)
+    members = [
+        get_scorer("knn", n_neighbors=25).fit(x, train.scores),
+        get_scorer("irt", n_dims=2, l2=0.01).fit(z, train.scores),
+        get_scorer("cluster", n_clusters=4).fit(proj.centred(z), train.scores),
+    ]
+    assert [m.input for m in members] == ["features", "dense", "dense_raw"]
+    stack = StackScorer(members=("knn", "irt", "cluster"))
+    stack.members_, stack.weights_ = members, [0.2, 0.3, 0.5]
+    stack.projector_, stack.n_outputs_ = proj, train.n_models
+    z_test = proj.transform(x_test)
+    expected = (
+        0.2 * members[0].predict(x_test)
+        + 0.3 * members[1].predict(z_test)
+        + 0.5 * members[2].predict(z_test * proj.scale_)
+    )
+    np.testing.assert_allclose(stack.predict(x_test), expected, atol=1e-12)
+    meta, arrays = stack.get_state()
+    again = StackScorer()
+    again.set_state(meta, arrays)
+    np.testing.assert_allclose(again.predict(x_test), expected, atol=1e-12)
 
 
 def test_stack_roundtrip_with_mixed_inputs(stacked, rb_small, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -66,37 +123,17 @@ def test_stack_roundtrip_with_mixed_inputs(stacked, rb_small, tmp_path) -> None:
     np.testing.assert_allclose(
         loaded.predict_quality(test.queries), stacked.predict_quality(test.queries), atol=1e-12
     )
-    assert [h.kind for h in loaded.head_.heads] == [h.kind for h in stacked.head_.heads]
+    assert [type(m) for m in loaded.scorer_.members_] == [type(m) for m in stacked.scorer_.members_]
+    assert [m.get_params() for m in loaded.scorer_.members_] == [
+        m.get_params() for m in stacked.scorer_.members_
+    ]
+    assert loaded.scorer_.weights_ == stacked.scorer_.weights_
 
 
-def test_linear_members_on_the_projection_are_folded(rb_small, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A linear member that reads the projection is applied as one linear map of the sparse
-    features: its predictions equal the two-step product to float32 rounding, the projection
-    is not computed when no other member needs it, and the saved stack keeps the member."""
-    from llmrouter_core.routers import heads
-    from llmrouter_core.routers._zoo import Projector
-
+def test_stack_without_dense_members_keeps_no_projection(rb_small) -> None:  # type: ignore[no-untyped-def]
     train, test = rb_small
-    router = get_router("auto", members=("linear", "irt"), weight_steps=2).fit(train)
-    head = router.head_
-    assert isinstance(head, ZooStackHead)
-    dense = [h for h, m in zip(head.heads, head.modes, strict=True) if m != 0]
-    assert dense and all(type(h) is heads.LinearHead for h in dense)
-    assert all(mode == 0 for _, _, mode in head._members)  # every member reads x itself
-    x = router.embedder_.transform(test.queries)
-    z = head.projector.transform(x)
-    two_step = np.zeros((len(test.queries), len(router.models_)))
-    for member, w, mode in zip(head.heads, head.weights, head.modes, strict=True):
-        inp = x if mode == 0 else (z if mode == 1 else z * head.projector.scale_)
-        two_step += w * member.predict(inp)
-    calls: list[int] = []
-    real = Projector.transform
-    monkeypatch.setattr(Projector, "transform", lambda self, a: calls.append(1) or real(self, a))
-    folded = head.predict(x)
-    assert not calls
-    np.testing.assert_allclose(folded, two_step, rtol=0, atol=1e-6)
-    assert router.route_batch(test.queries[:20]) == [router.route(q) for q in test.queries[:20]]
-    monkeypatch.undo()
-    state = head.get_state()
-    assert [h.kind for h in ZooStackHead.from_state(state).heads] == [h.kind for h in head.heads]
-    assert all(h.coef is not None for h in head.heads)  # the originals, not the folded maps
+    router = get_router("auto", members=("linear", "knn"), weight_steps=2).fit(train)
+    assert router.scorer_.projector_ is None
+    assert router.projector_ is None
+    q = router.predict_quality(test.queries[:10])
+    assert q.shape == (10, train.n_models)

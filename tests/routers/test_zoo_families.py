@@ -1,4 +1,4 @@
-"""Family-specific behaviour of the numpy routers of the zoo, on real data slices."""
+"""Family-specific behaviour of the numpy scorers of the zoo, on real data slices."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from llmrouter_core import get_router, load_router
 from llmrouter_core.data import RoutingData
 from llmrouter_core.errors import DataError, UnknownModelError
 from llmrouter_core.features import HashingEmbedder
-from llmrouter_core.routers._zoo import FeatureCostModel, Projector, minimize_lbfgs, soft_bce
-from llmrouter_core.routers.costs import CostModel
-from llmrouter_core.routers.elo import bradley_terry
-from llmrouter_core.routers.hybrid import hybrid_labels
-from llmrouter_core.routers.irt import fit_mirt
-from llmrouter_core.routers.mf import _pairwise_loss
+from llmrouter_core.scoring.bandit import BanditHead
+from llmrouter_core.scoring.cluster import TaskHead
+from llmrouter_core.scoring.elo import bradley_terry
+from llmrouter_core.scoring.hybrid import HybridHead, hybrid_labels
+from llmrouter_core.scoring.latent import fit_mirt
+from llmrouter_core.training.costs import CostModel, FeatureCostModel
+from llmrouter_core.training.projection import Projector
+from llmrouter_core.training.recipes import pairwise_loss
+from llmrouter_core.training.solvers import minimize_lbfgs, soft_bce
 
 
 def log_loss(q: np.ndarray, y: np.ndarray) -> float:
@@ -58,15 +61,18 @@ def test_lbfgs_matches_the_closed_form_of_a_ridge_problem(rb_small) -> None:  # 
 def test_pairwise_loss_gradient_matches_finite_differences(rb_small) -> None:  # type: ignore[no-untyped-def]
     train, _ = rb_small
     y = train.scores[:20]
-    pref = np.maximum(y[:, :, None] - y[:, None, :], 0.0)
+    loss = pairwise_loss(y)
     s = np.random.default_rng(0).normal(size=y.shape)
-    _, grad = _pairwise_loss(s, pref)
+    value, grad = loss(s)
+    assert value > 0
     eps = 1e-6
     for i, j in [(0, 0), (3, 5), (19, 10)]:
         s2 = s.copy()
         s2[i, j] += eps
-        numeric = (_pairwise_loss(s2, pref)[0] - _pairwise_loss(s, pref)[0]) / eps
+        numeric = (loss(s2)[0] - value) / eps
         assert math.isclose(numeric, grad[i, j], rel_tol=1e-3, abs_tol=1e-5)
+    # Only score gaps carry preferences: shifting every logit of a query changes nothing.
+    np.testing.assert_allclose(loss(s + 3.0)[0], value, rtol=1e-12)
 
 
 def test_soft_bce_gradient(rb_small) -> None:  # type: ignore[no-untyped-def]
@@ -91,6 +97,7 @@ def test_irt_fits_the_training_scores_better_than_the_model_means(rb_small) -> N
 def test_mf_pairwise_is_calibrated_to_the_score_scale(rb_small) -> None:  # type: ignore[no-untyped-def]
     train, _ = rb_small
     router = get_router("mf", dim=8, l2=0.01, blend=1.0).fit(train)
+    assert router.recipe == "pairwise"
     q = router.predict_quality(train.queries)
     # Pairwise scores carry no level; the calibration puts the mean prediction of each model
     # near its mean training score.
@@ -159,7 +166,8 @@ def test_elo_quality_is_global_and_follows_the_ratings(rb_small) -> None:  # typ
     router = get_router("elo").fit(train)
     q = router.predict_quality(test.queries[:30])
     np.testing.assert_allclose(q, np.broadcast_to(q[0], q.shape))
-    ratings = np.array([router.ratings_[i] for i in range(len(router.models_))])
+    ratings = np.asarray(router.scorer_.ratings_)
+    assert ratings.shape == (len(router.models_),)
     assert np.all(np.diff(q[0][np.argsort(ratings)]) >= -1e-12)
 
 
@@ -198,9 +206,12 @@ def test_hybrid_router_scales_the_large_model(rb_small) -> None:  # type: ignore
     train, test = rb_small
     router = get_router("hybrid", label="transformed", alpha=10.0, blend=1.0).fit(train)
     large = train.models[int(np.argmax(train.scores.mean(axis=0)))]
-    assert router.models_[router.large_] == large
+    head = router.scorer_.head_
+    assert isinstance(head, HybridHead)
+    assert router.models_[head.large] == large
+    assert router.scorer_.large_ == head.large
     q = router.predict_quality(test.queries)
-    j = router.large_
+    j = head.large
     np.testing.assert_allclose(q[:, j], train.scores[:, j].mean())
     assert np.all(q <= q[:, [j]] + 1e-12)
     with pytest.raises(UnknownModelError):
@@ -219,6 +230,10 @@ def test_feature_cost_model_learns_answer_length_by_task(routerbench) -> None:  
     tokens = CostModel().fit(tr)
     err_feat = np.abs(router.predict_cost(test.queries) - test.costs).mean()
     err_tok = np.abs(tokens.predict(test.queries) - test.costs).mean()
+    x = router.embedder_.transform(test.queries)
+    np.testing.assert_allclose(
+        router.cost_model_.predict(test.queries, x), router.predict_cost(test.queries)
+    )
     assert err_feat < 0.8 * err_tok
     gpt4 = test.models.index("gpt-4-1106-preview")
     tasks = np.asarray(test.tasks)
@@ -241,7 +256,8 @@ def test_feature_cost_model_keeps_exact_token_costs(dc_small) -> None:  # type: 
 def test_task_router_recognises_tasks(dc_small) -> None:  # type: ignore[no-untyped-def]
     train, test = dc_small
     router = get_router("task", alpha=1e-5, blend=1.0).fit(train)
-    head = router.head_
+    head = router.scorer_.head_
+    assert isinstance(head, TaskHead)
     x = router.embedder_.transform(test.queries)
     names = np.unique(np.asarray(train.tasks))
     pred = names[head.task_probabilities(x).argmax(axis=1)]
@@ -261,7 +277,7 @@ def test_task_router_without_task_labels_uses_clusters(rb_small) -> None:  # typ
         costs=train.costs,
     )
     router = get_router("task", alpha=1e-5, n_clusters=5).fit(bare)
-    assert router.head_.means.shape == (5, train.n_models)
+    assert router.scorer_.head_.means.shape == (5, train.n_models)
     assert router.route(test.queries[0]).model in train.models
 
 
@@ -284,17 +300,19 @@ def test_bandit_learns_from_feedback_and_keeps_it(rb_small, tmp_path) -> None:  
         router.feedback(query, model, 1.0)
     after = router.predict_quality([query])[0, weak]
     assert after > before + 0.05
-    assert router.n_feedback_ == 20
+    assert router.scorer_.n_feedback_ == 20
     router.save(tmp_path / "b")
     loaded = load_router(tmp_path / "b")
-    assert loaded.n_feedback_ == 20
+    assert loaded.scorer_.n_feedback_ == 20
     np.testing.assert_allclose(loaded.predict_quality([query]), router.predict_quality([query]))
 
 
 def test_bandit_rejects_bad_feedback_without_changing_state(rb_small) -> None:  # type: ignore[no-untyped-def]
     train, test = rb_small
     router = get_router("bandit", l2=100.0).fit(train)
-    state = {k: v.copy() for k, v in router.head_.get_state().items()}
+    head = router.scorer_.head_
+    assert isinstance(head, BanditHead)
+    state = {k: v.copy() for k, v in head.get_state().items()}
     for model, score in [
         ("no-such-model", 1.0),
         (train.models[0], 1.5),
@@ -305,8 +323,9 @@ def test_bandit_rejects_bad_feedback_without_changing_state(rb_small) -> None:  
             router.feedback_batch(
                 [test.queries[0], test.queries[1]], [train.models[0], model], [1.0, score]
             )
-    for k, v in router.head_.get_state().items():
+    for k, v in router.scorer_.head_.get_state().items():
         np.testing.assert_array_equal(v, state[k])
+    assert router.scorer_.n_feedback_ == 0
     with pytest.raises(DataError):
         router.feedback("   ", train.models[0], 1.0)
 

@@ -1,0 +1,2 @@
+"""Training machinery shared by the scorers: solvers, the dense projection, recipes, model
+selection and cost models."""
