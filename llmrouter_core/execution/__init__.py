@@ -1,12 +1,17 @@
 """Execution: route a request, call the chosen model with LiteLLM, account its cost.
 
 * :class:`Executor`: ``complete`` / ``acomplete`` / ``stream`` / ``astream`` with retries,
-  fallbacks down the decision's ranking, capability and context-window checks, budgets.
+  fallbacks down the decision's ranking, capability and context-window checks, budgets. The
+  four share one attempt loop (:mod:`~llmrouter_core.execution.attempts`, a state machine
+  without I/O) run by thin drivers (:mod:`~llmrouter_core.execution.drivers`).
+* :class:`Request`: everything one call needs (messages, tools, response format, fixed model,
+  cap, user, cost weight, decision, LiteLLM arguments), validated.
 * :class:`ExecutionResult`, :class:`Attempt`, :class:`StreamChunk`: typed outcomes.
 * :class:`Budget`, :class:`BudgetManager`: spend limits that hold under concurrency.
 * :class:`Conversation`: the chat context modes (current query, full, retrieval).
-* :class:`KeyPool`: ``API_KEYS`` parsing and per-service round robin; keys are redacted
-  from every message.
+* :class:`KeyPool`: ``API_KEYS`` parsing and per-service round robin; keys, and every other
+  secret the process may send, are redacted by value from errors, reprs and log records
+  (:mod:`llmrouter_core.secrets`).
 
 Importing this package does not import LiteLLM; creating an :class:`Executor` does.
 
@@ -29,6 +34,7 @@ from llmrouter_core.execution.budget import (
 from llmrouter_core.execution.conversation import CONTEXT_MODES, ContextMode, Conversation
 from llmrouter_core.execution.executor import Capability, Executor, RouterLike, StreamedResponse
 from llmrouter_core.execution.keys import KeyPool, KeysError, parse_api_keys, redact_secrets
+from llmrouter_core.execution.request import Request
 from llmrouter_core.execution.results import (
     AllModelsFailedError,
     Attempt,
@@ -61,6 +67,7 @@ __all__ = [
     "KeysError",
     "NoEligibleModelError",
     "PoolOrderRouter",
+    "Request",
     "Reservation",
     "RouterLike",
     "StreamChunk",

@@ -6,6 +6,7 @@ Kept apart from the executor so the per-call path stays short and each rule is t
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -180,17 +181,30 @@ def context_window(litellm: Any, spec: ModelSpec) -> int | None:
     return None
 
 
-def bound_prices(litellm: Any, spec: ModelSpec) -> tuple[float, float] | None:
-    """USD per token (input, output) used to bound a call's cost from above: the higher of the
-    pool's and LiteLLM's prices; ``None`` if neither knows the model."""
+def bound_prices(
+    litellm: Any, spec: ModelSpec, max_price: float | None = None
+) -> tuple[float, float] | None:
+    """USD per token (input, output) used to bound a call's cost from above.
+
+    Each side is the higher of the pool's and LiteLLM's price; a side neither knows takes
+    ``max_price`` (USD per 1M tokens, the caller's ceiling for unpriced models). ``None`` if a
+    side is still unknown: the call's cost then has no bound.
+    """
     info = litellm_model_info(litellm, spec.litellm_model) or {}
-    lite_in = info.get("input_cost_per_token")
-    lite_out = info.get("output_cost_per_token")
-    if not spec.has_prices and lite_in is None and lite_out is None:
-        return None
-    pin = max((spec.input_price or 0.0) / 1e6, float(lite_in or 0.0))
-    pout = max((spec.output_price or 0.0) / 1e6, float(lite_out or 0.0))
-    return pin, pout
+    out: list[float] = []
+    for pool_price, lite in (
+        (spec.input_price, info.get("input_cost_per_token")),
+        (spec.output_price, info.get("output_cost_per_token")),
+    ):
+        known = [p / 1e6 for p in (pool_price,) if p is not None]
+        if isinstance(lite, int | float) and math.isfinite(lite) and lite >= 0:
+            known.append(float(lite))
+        if not known:
+            if max_price is None:
+                return None
+            known.append(max_price / 1e6)
+        out.append(max(known))
+    return out[0], out[1]
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -221,31 +235,80 @@ _NOT_RETRYABLE = frozenset(
 )
 
 
+_AUTH_ERRORS = frozenset({"AuthenticationError", "PermissionDeniedError"})
+# An authentication failure wrapped in another error class (some providers' errors reach
+# LiteLLM as a connection or server error that only says so in its text).
+_AUTH_TEXT = re.compile(
+    r"(?i)\b(401|403)\b.{0,40}(unauthori[sz]ed|forbidden|api[ _-]?key|credential)"
+    r"|\b(unauthori[sz]ed|invalid[ _-]api[ _-]key|incorrect api key|invalid x-api-key)\b"
+)
+
+
+def _status(exc: BaseException) -> int | None:
+    for value in (
+        getattr(exc, "status_code", None),
+        getattr(getattr(exc, "response", None), "status_code", None),
+    ):
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) is an authentication or permission
+    failure: retrying with the same key cannot help."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(cls.__name__ in _AUTH_ERRORS for cls in type(current).__mro__):
+            return True
+        if _status(current) in (401, 403):
+            return True
+        # Only explicit wrapping: an implicit __context__ may be unrelated.
+        original = getattr(current, "original_exception", None)
+        current = original if isinstance(original, BaseException) else current.__cause__
+    return bool(_AUTH_TEXT.search(str(exc)[:2000]))
+
+
 def classify_error(exc: BaseException) -> ErrorAction:
     """``"retry"`` for transient failures (rate limit, timeout, connection, 5xx), else
-    ``"fallback"`` (context window, content filter, bad request, auth, unknown model...)."""
+    ``"fallback"`` (context window, content filter, bad request, unknown model...).
+
+    An authentication or permission failure is never retried, whatever class carries it
+    (a 401/403 status anywhere in the exception chain, or a message saying so).
+    """
+    if _is_auth_failure(exc):
+        return "fallback"
     for cls in type(exc).__mro__:
         if cls.__name__ in _NOT_RETRYABLE:
             return "fallback"
         if cls.__name__ in _RETRYABLE:
             return "retry"
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and (status == 429 or status >= 500):
+    status = _status(exc)
+    if status is not None and (status == 429 or status >= 500):
         return "retry"
     return "fallback"
 
 
 def retry_after(exc: BaseException) -> float | None:
-    """Seconds from a ``Retry-After`` header on the provider's response, if any."""
+    """Seconds from a ``Retry-After`` header on the provider's response, if any.
+
+    Only a finite, non-negative number of seconds counts: anything else (``nan``, ``inf``,
+    an HTTP date, garbage) is treated as absent, so the usual backoff applies.
+    """
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if not headers:
         return None
     try:
         value = headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
+        seconds = float(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
         return None
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
 
 
 # -- usage and cost ------------------------------------------------------------------------

@@ -7,7 +7,15 @@ pass the limit. After the call, the reservation is settled with the actual cost 
 if the call failed). Because admission and accounting happen under one lock, any number of
 threads or asyncio tasks can share a budget and the total never passes the limit, provided the
 actual cost of a call does not exceed what was reserved for it (the executor caps
-``max_tokens`` to make that so).
+``max_tokens`` and bounds every model's prices to make that so). A call that costs more than
+its reservation is still counted in full (no spend is hidden) and its excess is recorded in
+:attr:`Budget.overrun`.
+
+Admission waits rather than refusing at once when the amount would fit once calls in flight
+settle (``try_reserve(amount, timeout=...)``, ``atry_reserve``): calls usually cost less than
+their bound, so refusing at once would leave part of the budget unspent under concurrency. A
+wait ends as soon as the amount fits, as soon as it can no longer fit (``spent + amount >
+limit``: spending never shrinks), or at the timeout.
 
 A :class:`BudgetManager` keeps one budget per user or API key.
 
@@ -21,8 +29,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -52,7 +63,12 @@ class Reservation:
 
 @runtime_checkable
 class BudgetLike(Protocol):
-    """What the executor needs from a budget (implement it over a shared store to scale out)."""
+    """What the executor needs from a budget (implement it over a shared store to scale out).
+
+    A budget that can wait for calls in flight to settle also has ``try_reserve(amount, *,
+    timeout)`` and ``async atry_reserve(amount, *, timeout)`` (as :class:`Budget` does); the
+    executor uses them when present, else it calls ``try_reserve(amount)``.
+    """
 
     @property
     def limit(self) -> float: ...
@@ -91,7 +107,11 @@ class Budget:
         self._held = 0.0  # sum of self._reserved, kept up to date
         self._next_id = 0
         self._calls = 0
+        self._overrun = 0.0
         self._lock = threading.Lock()
+        # Waiters for room: threads wait on the condition, asyncio tasks on a future each.
+        self._room = threading.Condition(self._lock)
+        self._async_waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
         return (
@@ -122,22 +142,103 @@ class Budget:
             return max(0.0, self._limit - self._spent - self._held)
 
     @property
+    def unspent(self) -> float:
+        """USD not spent yet, holds of calls in flight included: what new reservations may take
+        once those calls settle (at most)."""
+        return max(0.0, self._limit - self._spent)
+
+    @property
+    def overrun(self) -> float:
+        """USD that settled calls cost above what was reserved for them (0 when every bound
+        held)."""
+        return self._overrun
+
+    @property
     def calls(self) -> int:
         """Number of settled calls."""
         return self._calls
 
-    def try_reserve(self, amount: float) -> Reservation | None:
-        """Hold ``amount`` USD, or return ``None`` if it does not fit."""
-        amount = float(amount)
-        if math.isnan(amount) or amount < 0:
-            raise ValueError("a reservation must be a non-negative number of USD")
+    def _take(self, amount: float) -> Reservation | None:
+        # Under the lock.
+        if self._spent + self._held + amount > self._limit:
+            return None
+        self._next_id += 1
+        self._reserved[self._next_id] = amount
+        self._held += amount
+        return Reservation(self._next_id, amount)
+
+    def _hopeless(self, amount: float) -> bool:
+        # Under the lock. Spending only grows, so this stays true once true.
+        return self._spent + amount > self._limit
+
+    def try_reserve(self, amount: float, *, timeout: float = 0.0) -> Reservation | None:
+        """Hold ``amount`` USD, or return ``None`` if it does not fit.
+
+        Args:
+            amount: USD to hold.
+            timeout: Seconds to wait, if ``amount`` does not fit now but would once calls in
+                flight settle, for them to do so (0: answer at once).
+        """
+        amount = _checked(amount)
         with self._lock:
-            if self._spent + self._held + amount > self._limit:
-                return None
-            self._next_id += 1
-            self._reserved[self._next_id] = amount
-            self._held += amount
-            return Reservation(self._next_id, amount)
+            reservation = self._take(amount)
+            if reservation is not None or timeout <= 0:
+                return reservation
+            deadline = time.monotonic() + timeout
+            while reservation is None and not self._hopeless(amount):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._room.wait(left)
+                reservation = self._take(amount)
+            return reservation
+
+    async def atry_reserve(self, amount: float, *, timeout: float = 0.0) -> Reservation | None:
+        """:meth:`try_reserve` for asyncio: waits without blocking the event loop."""
+        amount = _checked(amount)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with self._lock:
+                reservation = self._take(amount)
+                if reservation is not None or timeout <= 0 or self._hopeless(amount):
+                    return reservation
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._async_waiters.append(waiter)
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(waiter, left)
+            except asyncio.TimeoutError:
+                with self._lock:
+                    return self._take(amount)  # one last look
+            finally:
+                # Timed out or cancelled: this waiter must not be woken any more.
+                with self._lock:
+                    if waiter in self._async_waiters:
+                        self._async_waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        # Under the lock: room changed (a hold ended, or spend grew and some waits became
+        # hopeless); every waiter looks again.
+        self._room.notify_all()
+        if not self._async_waiters:
+            return
+        waiters, self._async_waiters = self._async_waiters, []
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for waiter in waiters:
+            loop = waiter.get_loop()
+            if loop is running:  # the common case: no cross-thread wake-up needed
+                if not waiter.done():
+                    waiter.set_result(None)
+                continue
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, waiter)
 
     def reserve(self, amount: float) -> Reservation:
         """Hold ``amount`` USD or raise :class:`BudgetExceededError`."""
@@ -150,15 +251,24 @@ class Budget:
         return reservation
 
     def settle(self, reservation: Reservation, actual: float) -> None:
-        """Replace the hold by the actual cost of the call."""
+        """Replace the hold by the actual cost of the call.
+
+        The actual cost is counted in full even above the hold (no spend is hidden); the
+        excess is added to :attr:`overrun`, and the room it took is gone for every later
+        reservation.
+        """
         actual = float(actual) if actual is not None and math.isfinite(actual) else 0.0
+        actual = max(actual, 0.0)
         with self._lock:
             held = self._reserved.pop(reservation.id, None)
             if held is None:
                 raise ValueError(f"reservation {reservation.id} was already settled or released")
             self._unhold(held)
-            self._spent += max(actual, 0.0)
+            self._spent += actual
+            if actual > held:
+                self._overrun += actual - held
             self._calls += 1
+            self._wake()
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that did not happen or failed (no-op if already gone)."""
@@ -166,6 +276,7 @@ class Budget:
             held = self._reserved.pop(reservation.id, None)
             if held is not None:
                 self._unhold(held)
+                self._wake()
 
     def _unhold(self, amount: float) -> None:
         # A running sum keeps admission O(1) with many calls in flight; it is recomputed
@@ -179,6 +290,19 @@ class Budget:
         """Account spend made outside the executor."""
         with self._lock:
             self._spent += max(float(amount), 0.0)
+            self._wake()
+
+
+def _checked(amount: float) -> float:
+    amount = float(amount)
+    if math.isnan(amount) or amount < 0:
+        raise ValueError("a reservation must be a non-negative number of USD")
+    return amount
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class BudgetManager:

@@ -18,18 +18,21 @@ Example:
     ['k-one-1', 'k-two-2', 'k-one-1']
     >>> pool
     KeyPool(services={'openai': 2})
+    >>> KeyPool({"qwhfkzmxlpte": ["k-one-1"]})
+    KeyPool(services={'<1 other>': 1})
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llmrouter_core.errors import LLMRouterError
-from llmrouter_core.secrets import SECRET_PATTERNS
+from llmrouter_core.secrets import redact, register_secret
 
 __all__ = [
     "ANY_SERVICE",
@@ -45,7 +48,41 @@ API_KEYS_ENV = "API_KEYS"
 #: Service name under which keys that apply to every service are kept.
 ANY_SERVICE = "*"
 
-_REDACTED = "***"
+# Service names a repr may show: the usual ones here, plus every provider LiteLLM lists
+# when it is loaded. Anything else may be a key put in the service position by mistake.
+_KNOWN_SERVICES = frozenset(
+    {
+        ANY_SERVICE,
+        "openai",
+        "azure",
+        "anthropic",
+        "google",
+        "gemini",
+        "vertex_ai",
+        "nvidia",
+        "nvidia_nim",
+        "mistral",
+        "groq",
+        "deepseek",
+        "together_ai",
+        "fireworks_ai",
+        "openrouter",
+        "cohere",
+        "bedrock",
+        "huggingface",
+        "replicate",
+        "xai",
+        "perplexity",
+    }
+)
+
+
+def _known_service(name: str) -> bool:
+    if name in _KNOWN_SERVICES:
+        return True
+    litellm = sys.modules.get("litellm")
+    providers = getattr(litellm, "provider_list", ()) if litellm is not None else ()
+    return any(name == str(getattr(p, "value", p)) for p in providers)
 
 
 class KeysError(LLMRouterError, ValueError):
@@ -110,15 +147,9 @@ def parse_api_keys(raw: str) -> dict[str, list[str]]:
 
 
 def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every given secret and every common key shape replaced by ``***``."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, _REDACTED)
-    for pattern in SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + _REDACTED, text)
-        else:
-            text = pattern.sub(_REDACTED, text)
-    return text
+    """``text`` with every given secret, every registered secret (see
+    :func:`llmrouter_core.secrets.redact`) and every common key shape replaced by ``***``."""
+    return redact(text, secrets)
 
 
 class KeyPool:
@@ -144,6 +175,8 @@ class KeyPool:
         self._counters: dict[str, int] = dict.fromkeys(self._keys, 0)
         self._lock = threading.Lock()
         self._secrets = frozenset(k for ks in self._keys.values() for k in ks)
+        for key in self._secrets:
+            register_secret(key)
 
     @classmethod
     def from_string(cls, raw: str) -> KeyPool:
@@ -159,7 +192,17 @@ class KeyPool:
         return bool(self._keys)
 
     def __repr__(self) -> str:
-        return f"KeyPool(services={ {s: len(k) for s, k in self._keys.items()} })"
+        shown: dict[str, int] = {}
+        others = [0, 0]  # services, keys
+        for service, keys in self._keys.items():
+            if _known_service(service):
+                shown[service] = len(keys)
+            else:
+                others[0] += 1
+                others[1] += len(keys)
+        if others[0]:
+            shown[f"<{others[0]} other{'s' if others[0] > 1 else ''}>"] = others[1]
+        return f"KeyPool(services={shown})"
 
     __str__ = __repr__
 

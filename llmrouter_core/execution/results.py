@@ -12,6 +12,7 @@ from llmrouter_core.errors import LLMRouterError
 __all__ = [
     "AllModelsFailedError",
     "Attempt",
+    "CostSource",
     "ExecutionError",
     "ExecutionResult",
     "InvalidRequestError",
@@ -24,6 +25,8 @@ __all__ = [
 #: ``success``: the model answered; ``error``: the call failed (see ``error_type``);
 #: ``skipped``: the model was not called (e.g. its cost no longer fit the budget).
 Outcome = Literal["success", "error", "skipped"]
+#: Where an :class:`ExecutionResult`'s cost comes from (see its ``cost_source``).
+CostSource = Literal["provider", "pool", "max_price", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,9 @@ class ExecutionResult:
         output_tokens: Completion tokens reported by the provider (estimated if none).
         cost: USD cost of the answering call.
         cost_source: ``"provider"`` (LiteLLM's cost calculation or a custom provider's
-            reported cost), ``"pool"`` (pool prices x tokens) or ``"unknown"`` (0).
+            reported cost), ``"pool"`` (pool prices x tokens), ``"max_price"`` (no price
+            known and none reported: the executor's ``max_price`` x tokens) or ``"unknown"``
+            (0).
         latency_s: Wall time of the whole request (routing, retries, fallbacks) in seconds.
         response: The raw LiteLLM ``ModelResponse`` (tool calls, finish reason, ...).
 
@@ -115,7 +120,7 @@ class ExecutionResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
-    cost_source: Literal["provider", "pool", "unknown"] = "unknown"
+    cost_source: CostSource = "unknown"
     latency_s: float = 0.0
     response: Any = field(default=None, repr=False, compare=False)
 

@@ -106,7 +106,9 @@ async def test_200_concurrent_requests_never_exceed_the_budget(
     done = [o for o in outcomes if isinstance(o, ExecutionResult)]
     refused = [o for o in outcomes if isinstance(o, BudgetExceededError)]
     assert len(done) + len(refused) == 200  # no other error
-    assert len(done) >= 40 and refused
+    # The 200 calls' actual costs fit the limit, though their bounds do not all fit at once:
+    # requests wait for calls in flight to settle instead of being refused.
+    assert sum(r.cost for r in done) <= limit and not refused
     assert max(in_flight) >= 40 * min(b for b in bounds if b is not None)  # truly concurrent
     assert budget.spent <= limit + 1e-12
     assert budget.spent == pytest.approx(sum(r.cost for r in done))
