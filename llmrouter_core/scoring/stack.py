@@ -23,11 +23,20 @@ from llmrouter_core.data.core import FloatArray
 from llmrouter_core.scoring.base import FitContext, Scorer, Selected, Selection, Tags
 from llmrouter_core.scoring.heads import sub_arrays
 from llmrouter_core.training.projection import Projector
-from llmrouter_core.training.selection import simplex_grid
+from llmrouter_core.training.selection import (
+    balanced_weights,
+    bootstrap_weights,
+    compare,
+    routed_outcomes,
+    simplex_grid,
+)
 
 __all__ = ["DEFAULT_MEMBERS", "StackScorer"]
 
 logger = logging.getLogger(__name__)
+
+_N_BOOT = 200  # bootstrap resamples of the guard
+_TOP_TOLERANCE = 0.002  # how far the quality-seeking end may fall below the prior's
 
 #: Members of the default stack: ridge, IRT, RouteLLM's bilinear model (pairwise recipe),
 #: clusters and tasks.
@@ -48,6 +57,11 @@ class StackScorer(Scorer):
             default recipe.
         weight_steps: Resolution of the simplex grid of member weights.
         n_components: Dense dimensions of the projection shared by the latent members.
+        guard: How sure the cross-validation must be before the stack leaves the prior (the
+            best single model for each budget): weights are chosen by the AIQ gain over the
+            prior less ``guard`` bootstrap standard errors, among those whose quality-seeking
+            end is, ``guard`` standard errors down, within 0.002 of the prior's. ``0`` takes
+            the highest cross-validated AIQ.
 
     Example:
         >>> StackScorer(members=("ridge", "knn")).members
@@ -61,16 +75,20 @@ class StackScorer(Scorer):
         members: Sequence[Any] = DEFAULT_MEMBERS,
         weight_steps: int = 4,
         n_components: int = 64,
+        guard: float = 1.0,
     ) -> None:
         self.members = members
         self.weight_steps = weight_steps
         self.n_components = n_components
+        self.guard = guard
 
     def check_params(self) -> None:
         if isinstance(self.members, str) or not len(self.members):
             raise ValueError("members must be a non-empty sequence of scorers")
         if int(self.weight_steps) < 1:
             raise ValueError(f"weight_steps must be >= 1, got {self.weight_steps!r}")
+        if not float(self.guard) >= 0:
+            raise ValueError(f"guard must be >= 0, got {self.guard!r}")
         for spec in self.members:
             member = _member(spec)
             if isinstance(member, StackScorer) or member.input == "text":
@@ -139,17 +157,19 @@ class StackScorer(Scorer):
             )
             best.append(member_best)
         prior_oof = selection.prior_oof()
-        top: tuple[float, tuple[float, ...]] | None = None
+        judge = _Judge(selection, prior_oof, float(self.guard), context)
+        top: tuple[float, tuple[float, ...], FloatArray] | None = None
         for weights in simplex_grid(len(members) + 1, int(self.weight_steps)):
             q = weights[-1] * prior_oof
             for w, (_, _, oof) in zip(weights[:-1], best, strict=False):
                 if w:
                     q = q + w * oof
-            score = selection.score(q)
-            report.append({"weights": list(weights), "cv_aiq": score})
+            score = judge(q, weights[-1] == 1.0)
+            report.append({"weights": list(weights), "criterion": score})
             if top is None or score > top[0] + 1e-12:
-                top = (score, weights)
+                top = (score, weights, q)
         assert top is not None
+        cv_aiq = selection.score(top[2])
         weights = top[1]
         kept: list[Scorer] = []
         kept_weights: list[float] = []
@@ -169,8 +189,8 @@ class StackScorer(Scorer):
             "members": {n: b[1] for n, b in zip(names, best, strict=True)},
             "weights": dict(zip([*names, "prior"], weights, strict=True)),
         }
-        logger.info("stack: weights %s (cv AIQ %.4f)", params["weights"], top[0])
-        return Selected(fitted, float(1.0 - weights[-1]), params, float(top[0]), report)
+        logger.info("stack: weights %s (cv AIQ %.4f)", params["weights"], cv_aiq)
+        return Selected(fitted, float(1.0 - weights[-1]), params, cv_aiq, report)
 
     def _fit(self, X: Any, Y: FloatArray, params: dict[str, Any], context: FitContext) -> None:
         raise NotImplementedError(
@@ -227,3 +247,33 @@ def _member_context(context: FitContext, member: Scorer) -> FitContext:
     from dataclasses import replace
 
     return replace(context, recipe=member.tags.recipes[0])
+
+
+class _Judge:
+    """The criterion of the weight search: cross-validated AIQ (``guard`` 0), or the AIQ gain
+    over the prior less ``guard`` bootstrap standard errors, for weights whose quality-seeking
+    end holds up against the prior's (others score ``-inf``; the prior alone scores 0)."""
+
+    def __init__(
+        self, selection: Selection, prior_oof: FloatArray, guard: float, context: FitContext
+    ) -> None:
+        self.selection, self.guard = selection, guard
+        if guard > 0:
+            s, n = selection, selection.scores.shape[0]
+            self.prior = routed_outcomes(prior_oof, s.cost_pred, s.scores, s.costs)
+            # With task labels, every task weighs the same: the stack must beat the prior
+            # whatever the mix of tasks a user sends.
+            self.weights = balanced_weights(n, context.tasks)
+            self.boot = bootstrap_weights(n, _N_BOOT, context.random_state, context.tasks)
+
+    def __call__(self, quality: FloatArray, is_prior: bool) -> float:
+        s = self.selection
+        if self.guard <= 0:
+            return s.score(quality)
+        if is_prior:
+            return 0.0
+        outcomes = routed_outcomes(quality, s.cost_pred, s.scores, s.costs)
+        comparison = compare(outcomes, self.prior, self.boot, self.weights)
+        if not comparison.top_holds(self.guard, _TOP_TOLERANCE):
+            return -np.inf
+        return comparison.lower_bound(self.guard)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,20 @@ from llmrouter_core.data.core import FloatArray
 from llmrouter_core.evaluation.metrics import aiq
 from llmrouter_core.policy.ranking import choose
 
-__all__ = ["BLEND_GRID", "cv_aiq", "kfold", "route_points", "select_blend", "simplex_grid"]
+__all__ = [
+    "BLEND_GRID",
+    "Comparison",
+    "RoutedOutcomes",
+    "balanced_weights",
+    "bootstrap_weights",
+    "compare",
+    "cv_aiq",
+    "kfold",
+    "route_points",
+    "routed_outcomes",
+    "select_blend",
+    "simplex_grid",
+]
 
 #: Candidate weights of a learned scorer against the per-model prior (1 = scorer only,
 #: 0 = "the best single model for the budget").
@@ -38,6 +52,13 @@ def kfold(
         yield train, val
 
 
+def _weight_grid(cost_pred: FloatArray, n_points: int) -> list[float]:
+    pos = cost_pred[cost_pred > 0]
+    if pos.size:
+        return [np.inf, *np.geomspace(1e3 / pos.min(), 1e-3 / pos.max(), n_points), 0.0]
+    return [np.inf, 0.0]
+
+
 def route_points(
     quality: FloatArray,
     cost_pred: FloatArray,
@@ -51,14 +72,9 @@ def route_points(
     The cost weights are log-spaced over the range where predicted choices change, plus 0 and
     ``inf``.
     """
-    pos = cost_pred[cost_pred > 0]
-    if pos.size:
-        grid = [np.inf, *np.geomspace(1e3 / pos.min(), 1e-3 / pos.max(), n_points), 0.0]
-    else:
-        grid = [np.inf, 0.0]
     rows = np.arange(scores.shape[0])
     points = []
-    for w in grid:
+    for w in _weight_grid(cost_pred, n_points):
         idx = choose(quality, cost_pred, float(w))
         points.append((float(costs[rows, idx].mean()), float(scores[rows, idx].mean())))
     return points
@@ -128,3 +144,110 @@ def simplex_grid(k: int, steps: int) -> list[tuple[float, ...]]:
         if sum(combo) == steps:
             out.append(tuple(c / steps for c in combo))
     return out
+
+
+@dataclass(frozen=True)
+class RoutedOutcomes:
+    """What routing some queries over a sweep of cost weights achieved, per query: the
+    measured cost and score of the chosen model at each point (``(n, points)``; the last point
+    is the quality-seeking end, cost weight 0), and each model's measured costs."""
+
+    cost: FloatArray
+    score: FloatArray
+    model_costs: FloatArray
+
+    def aiq(self, weights: FloatArray | None = None) -> float:
+        """AIQ of the mean outcomes (with query ``weights``, e.g. a bootstrap resample)."""
+        w = np.full(self.cost.shape[0], 1.0 / self.cost.shape[0]) if weights is None else weights
+        return _aiq_of(w @ self.cost, w @ self.score, w @ self.model_costs)
+
+
+def _aiq_of(cost: FloatArray, score: FloatArray, model_costs: FloatArray) -> float:
+    c_min, c_max = float(model_costs.min()), float(model_costs.max())
+    points = list(zip(cost.tolist(), score.tolist(), strict=True))
+    if c_max <= c_min:
+        return float(max(p[1] for p in points))
+    return float(aiq(points, c_min, c_max))
+
+
+def routed_outcomes(
+    quality: FloatArray,
+    cost_pred: FloatArray,
+    scores: FloatArray,
+    costs: FloatArray,
+    n_points: int = 33,
+) -> RoutedOutcomes:
+    """Per-query outcomes of routing by ``(quality, cost_pred)`` over the sweep of
+    :func:`route_points` (whose means they are)."""
+    rows = np.arange(scores.shape[0])
+    picks = [choose(quality, cost_pred, float(w)) for w in _weight_grid(cost_pred, n_points)]
+    cost = np.stack([costs[rows, idx] for idx in picks], axis=1)
+    score = np.stack([scores[rows, idx] for idx in picks], axis=1)
+    return RoutedOutcomes(cost, score, costs)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How routing ``a`` compares with routing ``b`` on the same queries: the mean and the
+    bootstrap standard deviation of the difference in AIQ and in the quality-seeking end's
+    score (resampling queries, paired)."""
+
+    aiq_diff: float
+    aiq_sd: float
+    top_diff: float
+    top_sd: float
+
+    def lower_bound(self, z: float) -> float:
+        """``aiq_diff - z x aiq_sd``: an improvement that holds up to ``z`` standard errors."""
+        return self.aiq_diff - z * self.aiq_sd
+
+    def top_holds(self, z: float, tolerance: float) -> bool:
+        """Whether ``a``'s quality-seeking end is, ``z`` standard errors down, within
+        ``tolerance`` of ``b``'s."""
+        return self.top_diff - z * self.top_sd >= -tolerance
+
+
+def bootstrap_weights(
+    n: int, n_boot: int, random_state: int, groups: Any = None
+) -> FloatArray:
+    """``(n_boot, n)`` query weights of bootstrap resamples (each row sums to 1).
+
+    With ``groups`` (e.g. each query's task), every group weighs the same in every resample
+    and queries are resampled within their group: a router is then judged as if each group
+    were equally frequent, whatever the training mix (a new user's mix may differ).
+    """
+    rng = np.random.default_rng(random_state)
+    if groups is None:
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+        return np.asarray(counts / n, dtype=np.float64)
+    labels = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+    out = np.zeros((n_boot, n))
+    k = int(labels.max()) + 1
+    for g in range(k):
+        rows = np.flatnonzero(labels == g)
+        size = rows.size
+        counts = rng.multinomial(size, np.full(size, 1.0 / size), size=n_boot)
+        out[:, rows] = counts / (size * k)
+    return out
+
+
+def balanced_weights(n: int, groups: Any = None) -> FloatArray:
+    """Query weights summing to 1: uniform, or each group weighing the same."""
+    if groups is None:
+        return np.full(n, 1.0 / n)
+    labels = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+    sizes = np.bincount(labels)
+    return np.asarray(1.0 / (sizes[labels] * sizes.size), dtype=np.float64)
+
+
+def compare(
+    a: RoutedOutcomes, b: RoutedOutcomes, boot: FloatArray, weights: FloatArray | None = None
+) -> Comparison:
+    """``a`` against ``b`` (see :class:`Comparison`) on the queries weighted by ``weights``
+    (default: uniform), resampled with the rows of ``boot``."""
+    w_mean = np.full(a.cost.shape[0], 1.0 / a.cost.shape[0]) if weights is None else weights
+    aiq_diff = a.aiq(w_mean) - b.aiq(w_mean)
+    top_diff = float(w_mean @ (a.score[:, -1] - b.score[:, -1]))
+    diffs = [a.aiq(w) - b.aiq(w) for w in boot]
+    tops = boot @ (a.score[:, -1] - b.score[:, -1])
+    return Comparison(aiq_diff, float(np.std(diffs)), top_diff, float(np.std(tops)))
