@@ -163,7 +163,10 @@ def load_dcrouter(
             qid = f"{f.stem}:{i}"
             q = item.get("question") if isinstance(item, dict) else None
             sc = item.get("scores") if isinstance(item, dict) else None
-            if not isinstance(q, str) or not q or not isinstance(sc, dict) or not sc:
+            if isinstance(q, str) and not q.strip():
+                report.add(MALFORMED_ROW, qid, where=where, detail="empty query")
+                continue
+            if not isinstance(q, str) or not isinstance(sc, dict) or not sc:
                 report.add(
                     MALFORMED_ROW,
                     qid,
@@ -376,12 +379,10 @@ def load_llmrouter_nq(
         query = item.get("query")
         names = lists["llm_name_list"]
         sizes = {len(v) for v in [*lists.values(), *optional.values()] if v is not None}
-        if (
-            not isinstance(query, str)
-            or not query
-            or any(v is None for v in lists.values())
-            or len(sizes) != 1
-        ):
+        if isinstance(query, str) and not query.strip():
+            report.add(MALFORMED_ROW, qid, where=where, detail="empty query")
+            continue
+        if not isinstance(query, str) or any(v is None for v in lists.values()) or len(sizes) != 1:
             report.add(
                 MALFORMED_ROW,
                 qid,
