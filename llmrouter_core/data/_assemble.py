@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,24 @@ def _unescape(body: str) -> str | None:
     if _ESCAPED_WIDE.search(body):  # "\\" before a non-Latin-1 character: leave it to ast
         return None
     try:
-        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        with warnings.catch_warnings():  # an unknown escape ("\\E") is kept, as Python does
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except UnicodeError:
         return None
+
+
+def not_utf8(path: Path) -> DataError:
+    """The error for a file that is not UTF-8 text: ``FILE:LINE: not valid UTF-8``."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return DataError(f"{path}:{line}: not valid UTF-8")
+    except OSError as exc:
+        return DataError(f"cannot read {path}: {exc}")
+    return DataError(f"{path}: not valid UTF-8")
 
 
 def split_from_name(path: str | Path) -> str | None:
@@ -102,7 +118,9 @@ def parse_text_list(text: Any) -> str | None:
                 if decoded is not None:
                     return decoded
         try:
-            value = ast.literal_eval(stripped)
+            with warnings.catch_warnings():  # unknown escapes warn; they are kept
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                value = ast.literal_eval(stripped)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return s
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -432,7 +450,7 @@ def finalize(
             report.add(
                 MISSING_SCORE,
                 t.ids[i],
-                where="; ".join(cells) or t.where[i],
+                where="; ".join(dict.fromkeys(cells)) or t.where[i],
                 detail="no score for: " + ", ".join(t.models[j] for j in nan_cols),
             )
     if on_defect != "keep":
@@ -540,7 +558,7 @@ def _check_costs(
         report.add(
             INVALID_COST,
             t.ids[i],
-            where="; ".join(cells) or t.where[i],
+            where="; ".join(dict.fromkeys(cells)) or t.where[i],
             detail="a cost must be a finite number >= 0: " + ", ".join(what),
         )
     return rows

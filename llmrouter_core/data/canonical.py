@@ -44,6 +44,7 @@ from llmrouter_core.data._assemble import (
     fill_costs,
     finalize,
     from_long,
+    not_utf8,
     to_float,
 )
 from llmrouter_core.data.core import RoutingData
@@ -92,16 +93,27 @@ def as_pool(pool: Any) -> Any:
 
 
 def _iter_jsonl(path: Path, report: DefectReport) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) per line; unreadable lines become malformed-row defects."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    """Yield (line number, object) per line; unreadable lines (not UTF-8, not JSON, not an
+    object) become malformed-row defects. Lines end at ``\\n`` only."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            where = f"{path.name} line {lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                report.add(MALFORMED_ROW, f"line {lineno}", where=where, detail="not valid UTF-8")
+                continue
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
-            where = f"{path.name} line {lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 report.add(MALFORMED_ROW, f"line {lineno}", where=where, detail=f"bad JSON: {exc}")
+                continue
+            except RecursionError:
+                report.add(MALFORMED_ROW, f"line {lineno}", where=where, detail="nested too deeply")
                 continue
             if not isinstance(obj, dict):
                 report.add(
@@ -122,7 +134,9 @@ def read_frame(path: Path, report: DefectReport) -> Any:
     if suffix in CSV_SUFFIXES:
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"cannot parse CSV file {path}: {exc}") from exc
         df["where"] = [f"{path.name} row {i}" for i in range(1, len(df) + 1)]
     elif suffix in JSONL_SUFFIXES:
@@ -135,8 +149,12 @@ def read_frame(path: Path, report: DefectReport) -> Any:
     elif suffix in PARQUET_SUFFIXES:
         try:
             df = pd.read_parquet(path)
+            # text columns may be decoded lazily (Arrow strings): decode them here, where a
+            # corrupt file is one clear error
+            df = df.astype({c: object for c in df.columns if df[c].dtype.kind not in "fiub"})
         except Exception as exc:  # pyarrow raises many types on bad files
-            raise DataError(f"cannot read Parquet file {path}: {exc}") from exc
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DataError(f"cannot read Parquet file {path}: {reason}") from exc
         df["where"] = [f"{path.name} row {i}" for i in range(1, len(df) + 1)]
     else:
         raise DataError(

@@ -225,20 +225,19 @@ class DefectReport:
             >>> r = DefectReport(on_defect="drop", dropped_rows=2, dropped_queries=["q1"])
             >>> r.add(DUPLICATE_ID, "q1")
             >>> r.brief()
-            '1 defects (duplicate_id 1); dropped 2 rows, 1 queries'
+            '1 defect (duplicate_id 1); dropped 2 rows, 1 query'
         """
         counts = self.counts
         if not counts:
             return "no defects"
-        text = (
-            f"{sum(counts.values())} defects ({', '.join(f'{k} {n}' for k, n in counts.items())})"
-        )
+        kinds = ", ".join(f"{k} {n}" for k, n in counts.items())
+        text = f"{_count(sum(counts.values()), 'defect')} ({kinds})"
         if self.on_defect != "error" and (
             self.dropped_rows or self.dropped_queries or self.dropped_models
         ):
-            text += f"; dropped {self.dropped_rows} rows"
+            text += f"; dropped {_count(self.dropped_rows, 'row')}"
             if self.dropped_queries:
-                text += f", {len(self.dropped_queries)} queries"
+                text += f", {_count(len(self.dropped_queries), 'query', 'queries')}"
             if self.dropped_models:
                 text += f", models {', '.join(self.dropped_models)}"
         return text
@@ -287,6 +286,10 @@ class DefectReport:
         level = logging.WARNING if self.has_defects else logging.INFO
         cap = _log_cap.get()
         logger.log(level if cap is None else min(level, cap), "%s", self.summary())
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 class DefectError(DataError):

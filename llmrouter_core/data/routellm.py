@@ -46,6 +46,7 @@ from llmrouter_core.data._assemble import (
     check_range,
     fill_costs,
     finalize,
+    not_utf8,
     to_float,
 )
 from llmrouter_core.data.canonical import _iter_jsonl, as_pool
@@ -103,7 +104,9 @@ def _csv_table(
 
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"cannot parse CSV file {path}: {exc}") from exc
     cols = [str(c) for c in df.columns]
     if "prompt" not in cols:

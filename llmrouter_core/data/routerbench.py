@@ -31,6 +31,7 @@ from llmrouter_core.data._assemble import (
     check_range,
     fill_costs,
     finalize,
+    not_utf8,
     parse_text_list,
     split_from_name,
     to_float,
@@ -95,7 +96,9 @@ def _read(path: Path, trust_pickle: bool) -> Any:
         raise DataError(f"{path}: RouterBench data is read from .csv (or trusted .pkl) files")
     try:
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"cannot parse CSV file {path}: {exc}") from exc
 
 

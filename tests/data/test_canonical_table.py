@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -318,3 +319,32 @@ def test_missing_file_and_bad_on_defect(tmp_path: Path, real_csv: Path) -> None:
         load_canonical(tmp_path / "nope.csv")
     with pytest.raises(DataError, match="on_defect"):
         load_canonical(real_csv, on_defect="ignore")
+
+
+def test_a_line_that_is_not_utf8_is_a_malformed_row(real: RoutingData, tmp_path: Path) -> None:
+    path = save_canonical(real, tmp_path / "scores.jsonl")
+    lines = path.read_bytes().split(b"\n")
+    lines[12] = lines[12].replace(b'"query_id"', b'"query_\xff"', 1)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DefectError) as exc:
+        load_canonical(path)
+    [bad] = exc.value.report.items["malformed_row"]
+    assert (bad.where, bad.detail) == ("scores.jsonl line 13", "not valid UTF-8")
+
+
+def test_csv_that_is_not_utf8_names_the_line(real_csv: Path) -> None:
+    data = real_csv.read_bytes()
+    at = data.index(b"\n", data.index(b"\n") + 1) + 5  # in the second data row's text
+    real_csv.write_bytes(data[:at] + b"\xff" + data[at + 1 :])
+    line = data[:at].count(b"\n") + 1  # the line an editor shows (texts span lines)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(real_csv))}:{line}: not valid UTF-8$"):
+        load_canonical(real_csv)
+
+
+def test_corrupt_parquet_is_one_data_error(real: RoutingData, tmp_path: Path) -> None:
+    path = save_canonical(real, tmp_path / "scores.parquet")
+    data = bytearray(path.read_bytes())
+    data[183] = 0x80  # found by the fuzz: a string page that is not UTF-8
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"^cannot read Parquet file .*scores.parquet: "):
+        load_canonical(path)

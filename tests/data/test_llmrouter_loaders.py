@@ -309,3 +309,28 @@ def test_empty_question_and_bad_nq_cost_are_defects(
     assert (bad.id, bad.where) == (str(rows[5]["q_id"]), "nq_train.json item 5")
     assert f"{rows[5]['llm_name_list'][1]} has inf" in bad.detail
     assert load_llmrouter_nq(q, on_defect="drop").n_queries == 39
+
+
+def test_routing_jsonl_with_odd_embedding_ids(tmp_path: Path) -> None:
+    """Found by the fuzz: an ``embedding_id`` of ``Infinity`` crashed with OverflowError."""
+    rows = [
+        {"query": "What is 2+2?", "model_name": "small", "performance": 1, "embedding_id": 3.0},
+        {"query": "What is 2+2?", "model_name": "large", "performance": 1, "embedding_id": 3},
+        {
+            "query": "Name a prime.",
+            "model_name": "small",
+            "performance": 0,
+            "embedding_id": math.inf,
+        },
+        {
+            "query": "Name a prime.",
+            "model_name": "large",
+            "performance": 1,
+            "embedding_id": math.inf,
+        },
+    ]
+    path = tmp_path / "routing_train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = load_llmrouter_routing(path)
+    assert d.query_ids == ["3", "inf"]
+    assert d.scores.tolist() == [[1.0, 1.0], [0.0, 1.0]]

@@ -308,3 +308,12 @@ def test_empty_prompt_is_an_empty_query(
         load_routerbench(path)
     [defect] = exc.value.report.items["malformed_row"]
     assert (defect.where, defect.detail) == ("mbpp_test.csv row 3", "empty query")
+
+
+def test_unknown_escapes_in_prompts_are_kept_without_warnings() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_text_list(r"['a\Eb']") == "a\\Eb"
+        assert parse_text_list(r"['a\Eb', 'c\d']") == "a\\Eb\n\nc\\d"
