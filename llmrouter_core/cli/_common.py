@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -57,10 +58,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn library errors on bad input into one line on stderr and exit code 1."""
+    """Turn library errors on bad input into one line on stderr and exit code 1.
+
+    Anything else is a bug, still reported as one line (``error: internal error: ...``,
+    asking for a report); ``-vv`` logs its traceback.
+    """
     try:
         yield
-    except typer.Exit:
+    except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
         raise
     except DefectError as exc:
         fail(_defect_line(exc))
@@ -70,6 +75,12 @@ def user_errors() -> Iterator[None]:
         fail(_one_line(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except Exception as exc:  # a bug: one line, not a traceback
+        logger.debug("internal error", exc_info=True)
+        fail(
+            f"internal error: {type(exc).__name__}: {_one_line(exc)} (please report this; "
+            "-vv shows the traceback)"
+        )
 
 
 def _one_line(exc: BaseException) -> str:

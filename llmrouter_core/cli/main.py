@@ -289,6 +289,9 @@ def evaluate(
     _check_on_defect(on_defect)
     if n_points < 1:
         fail("--n-points must be at least 1")
+    for option, target in (("--plot", plot), ("--json", json_out)):
+        if target is not None and target.is_dir():
+            fail(f"{option} is a directory: {target}")
     with user_errors():
         model = load_router(router_dir, trust_endpoints=trust_endpoints)
         pool_obj = _load_pool(pool) or model.pool_
@@ -301,10 +304,23 @@ def evaluate(
         result = run_evaluation(model, eval_data, n_points=n_points)
         _print_evaluation(result)
         if plot:
+            plot.parent.mkdir(parents=True, exist_ok=True)
             plot_curves([result], plot)
             err_console.print(f"plot -> {plain(plot)}", soft_wrap=True)
         if json_out:
-            json_out.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+            _write_atomic(json_out, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _print_evaluation(result: Any) -> None:
