@@ -7,18 +7,22 @@ tools; see the README.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from llmrouter_core.cli._common import (
     TrustEndpointsOpt,
+    check_amount,
     console,
     err_console,
     fail,
+    plain,
     read_queries,
     setup_logging,
     user_errors,
@@ -64,17 +68,40 @@ def _load_pool(path: Path | None) -> Any:
     return Pool.from_file(path)
 
 
-def _load_training_data(data: str, pool: Any, on_defect: str, split: str | None) -> Any:
-    from llmrouter_core.data import dedupe_train_test, load_dataset
-
+def _check_on_defect(on_defect: str) -> None:
     if on_defect not in {"drop", "error"}:
-        fail("--on-defect must be 'drop' or 'error'")
-    loaded = load_dataset(data, on_defect=on_defect, pool=pool)
-    report = loaded.meta.get("defects")
-    if report and report.get("total", 0):
-        err_console.print(
-            f"[yellow]data defects handled ({on_defect}):[/] {report.get('summary', report)}"
-        )
+        fail(f"--on-defect must be 'drop' or 'error', got {on_defect!r}")
+
+
+def _load(data: str, *, on_defect: str, pool: Any, verbose: int) -> Any:
+    """Load a data file or named dataset; its defect report is one line on stderr (the whole
+    report with -v), not the library's multi-line log."""
+    from llmrouter_core.data import DefectReport, defect_log_level, load_dataset
+
+    with defect_log_level(logging.DEBUG):
+        loaded = load_dataset(data, on_defect=on_defect, pool=pool)
+    raw = loaded.meta.get("defects")
+    report = DefectReport.from_dict(raw) if isinstance(raw, dict) else None
+    if report is not None and report.has_defects:
+        if verbose > 0:
+            err_console.print(Text(report.summary()), soft_wrap=True)
+        else:
+            err_console.print(
+                Text.assemble(
+                    ("data defects:", "yellow"), f" {report.brief()} (use -v for details)"
+                ),
+                soft_wrap=True,
+            )
+    return loaded
+
+
+def _load_training_data(
+    data: str, pool: Any, on_defect: str, split: str | None, verbose: int = 0
+) -> Any:
+    from llmrouter_core.data import dedupe_train_test
+
+    _check_on_defect(on_defect)
+    loaded = _load(data, on_defect=on_defect, pool=pool, verbose=verbose)
     splits = set(loaded.splits or [])
     if split is not None:
         return loaded.split(split)
@@ -112,7 +139,7 @@ def list_routers_cmd(
     for info in infos:
         label = info.name + (" (default)" if info.name == DEFAULT_ROUTER else "")
         desc = info.description + (" [evaluation only]" if info.evaluation_only else "")
-        table.add_row(label, info.family, desc)
+        table.add_row(plain(label), plain(info.family), plain(desc))
     console.print(table)
 
 
@@ -142,15 +169,16 @@ def train(
         check_save_target(out)  # before training, not after
         model = get_router(router or DEFAULT_ROUTER, **_parse_params(param))
         pool_obj = _load_pool(pool)
-        train_data = _load_training_data(data, pool_obj, on_defect, split)
-        with err_console.status(f"training {model.name} on {train_data.n_queries} queries"):
+        train_data = _load_training_data(data, pool_obj, on_defect, split, verbose)
+        with err_console.status(f"training {plain(model.name)} on {train_data.n_queries} queries"):
             start = time.perf_counter()
             model.fit(train_data, pool_obj)
             seconds = time.perf_counter() - start
         model.save(out)
     err_console.print(
-        f"trained [bold]{model.name}[/] on {train_data.n_queries} queries x "
-        f"{len(model.models_)} models in {seconds:.1f}s -> {out}"
+        f"trained [bold]{plain(model.name)}[/] on {train_data.n_queries} queries x "
+        f"{len(model.models_)} models in {seconds:.1f}s -> {plain(out)}",
+        soft_wrap=True,
     )
 
 
@@ -185,6 +213,10 @@ def route(
         fail("give only one of --sweep, --cost-weight, --budget")
     if sweep is not None and sweep < 1:
         fail("--sweep must be at least 1")
+    check_amount(cost_weight, "--cost-weight")
+    check_amount(budget, "--budget")
+    if output.is_dir():
+        fail(f"--output is a directory: {output}")
     with user_errors():
         model = load_router(router_dir, trust_endpoints=trust_endpoints)
         ids, texts = read_queries(queries)
@@ -200,29 +232,36 @@ def route(
         chunk = 2048
         from rich.progress import Progress
 
-        with (
-            tmp.open("w", encoding="utf-8") as fh,
-            Progress(console=err_console, transient=True, disable=len(texts) <= chunk) as progress,
-        ):
-            task = progress.add_task("routing", total=len(texts))
-            for start in range(0, len(texts), chunk):
-                part = texts[start : start + chunk]
-                q, c = model.predict(part)
-                choices = [choose(q, c, w) for w in weights]
-                for i in range(len(part)):
-                    qid = ids[start + i]
-                    for k, w in enumerate(weights):
-                        j = int(choices[k][i])
-                        row: dict[str, Any] = {"query_id": qid, "point": k, "model": names[j]}
-                        if details:
-                            row["cost_weight"] = w if math.isfinite(w) else "inf"
-                            row["predicted_quality"] = float(q[i, j])
-                            row["predicted_cost"] = float(c[i, j])
-                        fh.write(json.dumps(row) + "\n")
-                progress.advance(task, len(part))
-        tmp.replace(output)
+        try:
+            with (
+                tmp.open("w", encoding="utf-8") as fh,
+                Progress(
+                    console=err_console, transient=True, disable=len(texts) <= chunk
+                ) as progress,
+            ):
+                task = progress.add_task("routing", total=len(texts))
+                for start in range(0, len(texts), chunk):
+                    part = texts[start : start + chunk]
+                    q, c = model.predict(part)
+                    choices = [choose(q, c, w) for w in weights]
+                    for i in range(len(part)):
+                        qid = ids[start + i]
+                        for k, w in enumerate(weights):
+                            j = int(choices[k][i])
+                            row: dict[str, Any] = {"query_id": qid, "point": k, "model": names[j]}
+                            if details:
+                                row["cost_weight"] = w if math.isfinite(w) else "inf"
+                                row["predicted_quality"] = float(q[i, j])
+                                row["predicted_cost"] = float(c[i, j])
+                            fh.write(json.dumps(row) + "\n")
+                    progress.advance(task, len(part))
+            tmp.replace(output)
+        except BaseException:  # nothing half-written: no OUT.partial left behind
+            tmp.unlink(missing_ok=True)
+            raise
     err_console.print(
-        f"routed {len(texts)} queries at {len(weights)} operating point(s) -> {output}"
+        f"routed {len(texts)} queries at {len(weights)} operating point(s) -> {plain(output)}",
+        soft_wrap=True,
     )
 
 
@@ -242,16 +281,21 @@ def evaluate(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Evaluate a trained router on measured outcomes: curve, AIQ, oracle gap, per task."""
-    from llmrouter_core.data import load_dataset
     from llmrouter_core.evaluation import evaluate as run_evaluation
     from llmrouter_core.evaluation import plot_curves
     from llmrouter_core.persistence import load_router
 
     setup_logging(verbose)
+    _check_on_defect(on_defect)
+    if n_points < 1:
+        fail("--n-points must be at least 1")
+    for option, target in (("--plot", plot), ("--json", json_out)):
+        if target is not None and target.is_dir():
+            fail(f"{option} is a directory: {target}")
     with user_errors():
         model = load_router(router_dir, trust_endpoints=trust_endpoints)
         pool_obj = _load_pool(pool) or model.pool_
-        loaded = load_dataset(data, on_defect=on_defect, pool=pool_obj if pool else None)
+        loaded = _load(data, on_defect=on_defect, pool=pool_obj if pool else None, verbose=verbose)
         if split is None and loaded.splits and "test" in set(loaded.splits):
             split = "test"
         eval_data = loaded.split(split) if split else loaded
@@ -260,16 +304,29 @@ def evaluate(
         result = run_evaluation(model, eval_data, n_points=n_points)
         _print_evaluation(result)
         if plot:
+            plot.parent.mkdir(parents=True, exist_ok=True)
             plot_curves([result], plot)
-            err_console.print(f"plot -> {plot}")
+            err_console.print(f"plot -> {plain(plot)}", soft_wrap=True)
         if json_out:
-            json_out.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+            _write_atomic(json_out, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _print_evaluation(result: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{result.router} on {result.dataset}: AIQ {result.aiq:.4f}")
+    table = Table(title=f"{plain(result.router)} on {plain(result.dataset)}: AIQ {result.aiq:.4f}")
     table.add_column("point", justify="right")
     table.add_column("cost weight", justify="right")
     table.add_column("mean cost ($)", justify="right")
@@ -305,13 +362,15 @@ def benchmark(
             dataset, routers=names, out_dir=out, n_points=n_points, console=err_console
         )
     _print_leaderboard(result["leaderboard"], result["dataset"])
-    console.print(f"leaderboard -> {out / 'leaderboard.json'}; plot -> {out / 'curves.png'}")
+    console.print(
+        f"leaderboard -> {plain(out / 'leaderboard.json')}; plot -> {plain(out / 'curves.png')}"
+    )
 
 
 def _print_leaderboard(rows: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Leaderboard: {title}")
+    table = Table(title=f"Leaderboard: {plain(title)}")
     for col in (
         "rank",
         "router",
@@ -331,7 +390,7 @@ def _print_leaderboard(rows: list[dict[str, Any]], title: str) -> None:
         pct = row.get("pct_cost_of_best_single")
         table.add_row(
             str(row["rank"]),
-            row["router"],
+            plain(row["router"]),
             fmt(row["aiq"], ".4f"),
             fmt(row.get("oracle_gap_closed"), ".1%"),
             fmt(row.get("best_score"), ".4f"),

@@ -11,7 +11,6 @@ no API key configured, the local CPU models answer (``local`` extra).
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import sys
 from pathlib import Path
@@ -21,10 +20,15 @@ import typer
 
 from llmrouter_core.cli._common import (
     TrustEndpointsOpt,
+    check_amount,
     echo_json,
     err_console,
     fail,
+    parse_json,
+    plain,
+    read_text,
     setup_logging,
+    text_lines,
     user_errors,
 )
 
@@ -142,8 +146,6 @@ def _build_executor(
 def _call_kwargs(max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if max_tokens is not None:
-        if max_tokens < 1:
-            fail("--max-tokens must be at least 1")
         out["max_tokens"] = max_tokens
     if temperature is not None:
         out["temperature"] = temperature
@@ -153,48 +155,69 @@ def _call_kwargs(max_tokens: int | None, temperature: float | None) -> dict[str,
 def _read_inputs(path: Path) -> list[Any]:
     """Queries from a file: ``.jsonl`` (``query``/``question``/``prompt`` string or
     ``messages`` list per line), ``.json`` (a list of those or of strings), else one query per
-    non-empty line."""
-    if not path.is_file():
-        fail(f"input file not found: {path}")
+    non-empty line. Every problem fails with one line naming the file and line (or item)."""
+    text = read_text(path, "input file")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
     items: list[Any] = []
     if suffix == ".json":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            fail(f"{path}: not valid JSON ({exc.msg})")
+        raw = parse_json(text, str(path))
         if not isinstance(raw, list):
             fail(f"{path}: expected a JSON list of queries")
         items = [_one_input(x, f"{path} item {i + 1}") for i, x in enumerate(raw)]
     elif suffix == ".jsonl":
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                fail(f"{path}:{lineno}: not valid JSON ({exc.msg})")
-            items.append(_one_input(row, f"{path}:{lineno}"))
+        for lineno, line in text_lines(text):
+            if line.strip():
+                where = f"{path}:{lineno}"
+                items.append(_one_input(parse_json(line, where), where))
     else:
-        items = [line for line in text.splitlines() if line.strip()]
+        items = [line for _, line in text_lines(text) if line.strip()]
     if not items:
         fail(f"{path} has no queries")
     return items
 
 
 def _one_input(row: Any, where: str) -> Any:
-    if isinstance(row, str):
-        return row
     if isinstance(row, dict):
         for key in ("query", "question", "prompt"):
             if isinstance(row.get(key), str):
-                return row[key]
-        if isinstance(row.get("messages"), list):
-            return row["messages"]
+                row = row[key]
+                break
+        else:
+            messages = row.get("messages")
+            if isinstance(messages, list) and messages:
+                return messages
+    if isinstance(row, str):
+        if not row.strip():
+            fail(f"{where}: empty query")
+        return row
     fail(
-        f"{where}: expected a string or an object with 'query', 'question', 'prompt' or 'messages'"
+        f"{where}: expected a string or an object with 'query', 'question', 'prompt' or "
+        "a non-empty 'messages' list"
     )
+
+
+def _check_numbers(
+    *,
+    cost_weight: float | None,
+    max_cost: float | None,
+    budget: float | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    timeout: float,
+    max_retries: int,
+) -> None:
+    """Fail with one line on a numeric option out of range (before anything slow runs)."""
+    check_amount(cost_weight, "--cost-weight")
+    check_amount(max_cost, "--max-cost")
+    check_amount(budget, "--budget")
+    if max_tokens is not None and max_tokens < 1:
+        fail("--max-tokens must be at least 1")
+    if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
+        fail(f"--temperature must be a finite number >= 0, got {temperature}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        fail(f"--timeout must be a finite number of seconds > 0, got {timeout}")
+    if max_retries < 0:
+        fail("--max-retries must be at least 0")
 
 
 def _result_json(result: Any) -> dict[str, Any]:
@@ -277,7 +300,20 @@ def infer(
         fail("--concurrency must be at least 1")
     if route_only and model is not None:
         fail("--route-only and --model do not go together")
+    _check_numbers(
+        cost_weight=cost_weight,
+        max_cost=max_cost,
+        budget=budget,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
     kwargs = _call_kwargs(max_tokens, temperature)
+    # Every cheap check (arguments, the input file) before the router and replay data load.
+    queries: list[Any] = [question] if input_file is None else _read_inputs(input_file)
+    if question is not None and not question.strip():
+        fail("the question is empty")
     failed = 0
     with user_errors():
         executor = _build_executor(
@@ -290,7 +326,6 @@ def infer(
             max_retries=max_retries,
             trust_endpoints=trust_endpoints,
         )
-        queries: list[Any] = [question] if question is not None else _read_inputs(input_file)  # type: ignore[arg-type]
         if route_only:
             for q in queries:
                 decision = executor.route(q, max_cost=max_cost, **kwargs)
@@ -376,9 +411,9 @@ async def _infer_batch(
 
 def _print_decision(decision: Any) -> None:
     sys.stdout.write(f"{decision.model}\n")
-    err_console.print(f"[dim]{decision.reason}[/]")
+    err_console.print(f"[dim]{plain(decision.reason)}[/]")
     ranked = ", ".join(decision.ranked)
-    err_console.print(f"[dim]ranked: {ranked}[/]")
+    err_console.print(f"[dim]ranked: {plain(ranked)}[/]")
 
 
 def _print_result(result: Any) -> None:
@@ -387,7 +422,7 @@ def _print_result(result: Any) -> None:
     tries = len([a for a in result.attempts if a.outcome != "skipped"])
     note = _fallback_note(result)
     err_console.print(
-        f"[dim]{result.model}{note} · ${result.cost:.6g} · {result.input_tokens}+"
+        f"[dim]{plain(result.model)}{plain(note)} · ${result.cost:.6g} · {result.input_tokens}+"
         f"{result.output_tokens} tokens · {result.latency_s:.2f}s · {tries} call(s)[/]"
     )
 
@@ -400,7 +435,7 @@ def _fallback_note(result: Any) -> str:
 
 def _print_row(i: int, row: dict[str, Any]) -> None:
     if row.get("error"):
-        err_console.print(f"[red]query {i + 1} failed:[/] {row['error']}")
+        err_console.print(f"[red]query {i + 1} failed:[/] {plain(row['error'])}")
         return
     sys.stdout.write(f"[{i + 1}] {row['model']} (${row['cost']:.6g})\n{row['answer']}\n\n")
 
@@ -440,6 +475,15 @@ def chat(
     from llmrouter_core.execution import Conversation, ExecutionError, ExecutionResult
 
     setup_logging(verbose)
+    _check_numbers(
+        cost_weight=cost_weight,
+        max_cost=max_cost,
+        budget=budget,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
     kwargs = _call_kwargs(max_tokens, temperature)
     with user_errors():
         conversation = Conversation(mode, top_k=top_k, system=system)
@@ -456,7 +500,8 @@ def chat(
         )
     interactive = sys.stdin.isatty()
     err_console.print(
-        f"[dim]chat · context: {conversation.mode} · models: {', '.join(executor.models)} · "
+        f"[dim]chat · context: {plain(conversation.mode)} · models: "
+        f"{plain(', '.join(executor.models))} · "
         "/mode MODE, /reset, /exit[/]"
     )
     while True:
@@ -477,7 +522,7 @@ def chat(
         if query.startswith("/mode"):
             with user_errors():
                 conversation = _switch_mode(conversation, query[5:].strip())
-            err_console.print(f"[dim]context: {conversation.mode}[/]")
+            err_console.print(f"[dim]context: {plain(conversation.mode)}[/]")
             continue
         messages = conversation.messages_for(query)
         try:
@@ -497,11 +542,11 @@ def chat(
             sys.stdout.flush()
         except (ExecutionError, Exception) as exc:  # the chat goes on
             sys.stdout.write("\n")
-            err_console.print(f"[red]error:[/] {exc}")
+            err_console.print(f"[red]error:[/] {plain(exc)}")
             continue
         conversation.add(query, result.answer)
         note = _fallback_note(result)
-        err_console.print(f"[dim]{result.model}{note} · ${result.cost:.6g}[/]")
+        err_console.print(f"[dim]{plain(result.model)}{plain(note)} · ${result.cost:.6g}[/]")
 
 
 def _read_turn() -> str | None:

@@ -48,6 +48,7 @@ from llmrouter_core.data.defects import (
     DefectError,
     DefectReport,
     OnDefect,
+    defect_log_level,
 )
 from llmrouter_core.data.llmrouter import (
     load_dcrouter,
@@ -82,6 +83,7 @@ __all__ = [
     "RoutingData",
     "dataset_path",
     "dedupe_train_test",
+    "defect_log_level",
     "detect_format",
     "download_dataset",
     "load_canonical",

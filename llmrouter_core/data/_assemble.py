@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.data.defects import (
     DUPLICATE_ID,
     INCOMPLETE_QUERY,
+    INVALID_COST,
     MISSING_SCORE,
     TRAIN_TEST_OVERLAP,
     UNKNOWN_MODEL,
@@ -61,9 +63,24 @@ def _unescape(body: str) -> str | None:
     if _ESCAPED_WIDE.search(body):  # "\\" before a non-Latin-1 character: leave it to ast
         return None
     try:
-        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        with warnings.catch_warnings():  # an unknown escape ("\\E") is kept, as Python does
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except UnicodeError:
         return None
+
+
+def not_utf8(path: Path) -> DataError:
+    """The error for a file that is not UTF-8 text: ``FILE:LINE: not valid UTF-8``."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return DataError(f"{path}:{line}: not valid UTF-8")
+    except OSError as exc:
+        return DataError(f"cannot read {path}: {exc}")
+    return DataError(f"{path}: not valid UTF-8")
 
 
 def split_from_name(path: str | Path) -> str | None:
@@ -101,7 +118,9 @@ def parse_text_list(text: Any) -> str | None:
                 if decoded is not None:
                     return decoded
         try:
-            value = ast.literal_eval(stripped)
+            with warnings.catch_warnings():  # unknown escapes warn; they are kept
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                value = ast.literal_eval(stripped)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return s
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -149,29 +168,36 @@ def check_range(
     *,
     what: str,
     where: Sequence[str],
-    low: float = 0.0,
+    low: float | None = 0.0,
     high: float | None = 1.0,
     source: str = "",
 ) -> None:
     """Raise one :class:`DataError` naming the rows whose ``what`` is non-numeric or out of range.
 
-    ``values``/``bad`` may be 1-d (one per row) or 2-d (rows x columns).
+    A value must be finite and within ``[low, high]`` (``high=None``: no upper bound;
+    ``low=None``: any number, only non-numeric text is an error). ``nan`` (missing) is never
+    an error here. ``values``/``bad`` may be 1-d (one per row) or 2-d (rows x columns).
     """
-    with np.errstate(invalid="ignore"):
-        out = (values < low) | (values > high) if high is not None else values < low
-    out = out & ~np.isnan(values)
+    out = np.zeros(values.shape, dtype=bool)
+    if low is not None:
+        with np.errstate(invalid="ignore"):
+            out = np.isinf(values) | (values < low)
+            if high is not None:
+                out |= values > high
     wrong = bad | out
     if not wrong.any():
         return
     rows = np.flatnonzero(wrong.any(axis=1) if wrong.ndim == 2 else wrong)
     shown = ", ".join(where[i] for i in rows[:5])
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
-    rng = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
     kinds = []
     if bad.any():
         kinds.append("not numeric")
     if out.any():
-        kinds.append(f"outside {rng}")
+        rng = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        kinds.append(
+            f"outside {rng}" if np.isfinite(values[out]).all() else f"not finite or outside {rng}"
+        )
     prefix = f"{source}: " if source else ""
     raise DataError(
         f"{prefix}{len(rows)} rows have a {what} that is {' or '.join(kinds)}: {shown}{more}"
@@ -305,9 +331,13 @@ def _identical(t: Table, i: int, j: int) -> bool:
 
 
 def _resolve_duplicates(
-    t: Table, report: DefectReport, complete: BoolArray
+    t: Table, report: DefectReport, complete: BoolArray, *, keep_first: bool = False
 ) -> tuple[set[int], int]:
-    """Pick at most one copy per duplicated id; return (rows to drop, ids straddling splits)."""
+    """Pick at most one copy per duplicated id; return (rows to drop, ids straddling splits).
+
+    Copies that conflict (different scores, or none complete) are all dropped, unless
+    ``keep_first`` (``on_defect="keep"``): then the first copy is kept.
+    """
     groups: dict[str, list[int]] = {}
     for i, qid in enumerate(t.ids):
         groups.setdefault(qid, []).append(i)
@@ -323,6 +353,9 @@ def _resolve_duplicates(
         elif full and all(_identical(t, full[0], i) for i in full[1:]):
             keep = full[0]
             how = f"kept the complete copy at {t.where[keep]}"
+        elif keep_first:
+            keep = rows[0]
+            how = "copies differ, kept the first"
         elif full:
             keep = None
             how = "copies with different scores, dropped all"
@@ -391,7 +424,7 @@ def finalize(
             t = t.take(np.arange(t.n, dtype=np.intp), cols)
     # 2. duplicate ids
     complete: BoolArray = np.asarray(~np.isnan(t.scores).any(axis=1), dtype=bool)
-    dup_drop, straddle = _resolve_duplicates(t, report, complete)
+    dup_drop, straddle = _resolve_duplicates(t, report, complete, keep_first=on_defect == "keep")
     if straddle:
         report.note(f"{straddle} duplicate ids have copies in different splits")
     alive = np.ones(t.n, dtype=bool)
@@ -417,12 +450,20 @@ def finalize(
             report.add(
                 MISSING_SCORE,
                 t.ids[i],
-                where="; ".join(cells) or t.where[i],
+                where="; ".join(dict.fromkeys(cells)) or t.where[i],
                 detail="no score for: " + ", ".join(t.models[j] for j in nan_cols),
             )
     if on_defect != "keep":
         alive[missing_rows] = False
-    # 4. train/test overlap (by query text)
+    # 4. costs that are not a finite number >= 0, or missing where they are required
+    bad_cost_rows = _check_costs(t, alive, report, required=pool is None)
+    if on_defect == "keep":
+        if t.costs is not None:  # kept as unknown
+            with np.errstate(invalid="ignore"):
+                t.costs[np.isinf(t.costs) | (t.costs < 0)] = np.nan
+    else:
+        alive[bad_cost_rows] = False
+    # 5. train/test overlap (by query text)
     if t.splits is not None:
         test_text: dict[str, str] = {}
         for i in np.flatnonzero(alive):
@@ -484,6 +525,43 @@ def finalize(
         data.meta["train_test_overlap_removed"] = overlap_removed
     report.log()
     return data
+
+
+def _check_costs(
+    t: Table, alive: BoolArray, report: DefectReport, *, required: bool
+) -> npt.NDArray[np.intp]:
+    """Record an ``invalid_cost`` defect per live row with a cost that is ``inf`` or negative,
+    or (``required``: no pool to price it) missing for a scored model while the data records
+    other costs. Returns those rows."""
+    if t.costs is None:
+        return np.zeros(0, dtype=np.intp)
+    costs = t.costs
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(costs) | (costs < 0)
+    if required and np.isfinite(costs).any():
+        bad |= np.isnan(costs) & ~np.isnan(t.scores)
+    bad &= alive[:, None]
+    rows = np.flatnonzero(bad.any(axis=1)).astype(np.intp)
+    for i in rows:
+        cols = np.flatnonzero(bad[i])
+        what = [
+            f"{t.models[j]} has none (no pool to price it)"
+            if np.isnan(costs[i, j])
+            else f"{t.models[j]} has {costs[i, j]:g}"
+            for j in cols
+        ]
+        cells = (
+            [str(t.cell_where[i, j]) for j in cols if t.cell_where[i, j]]
+            if t.cell_where is not None
+            else []
+        )
+        report.add(
+            INVALID_COST,
+            t.ids[i],
+            where="; ".join(dict.fromkeys(cells)) or t.where[i],
+            detail="a cost must be a finite number >= 0: " + ", ".join(what),
+        )
+    return rows
 
 
 def _defect_hint(report: DefectReport) -> str:

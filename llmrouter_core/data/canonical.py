@@ -44,6 +44,7 @@ from llmrouter_core.data._assemble import (
     fill_costs,
     finalize,
     from_long,
+    not_utf8,
     to_float,
 )
 from llmrouter_core.data.core import RoutingData
@@ -92,16 +93,27 @@ def as_pool(pool: Any) -> Any:
 
 
 def _iter_jsonl(path: Path, report: DefectReport) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) per line; unreadable lines become malformed-row defects."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    """Yield (line number, object) per line; unreadable lines (not UTF-8, not JSON, not an
+    object) become malformed-row defects. Lines end at ``\\n`` only."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            where = f"{path.name} line {lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                report.add(MALFORMED_ROW, f"line {lineno}", where=where, detail="not valid UTF-8")
+                continue
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
-            where = f"{path.name} line {lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 report.add(MALFORMED_ROW, f"line {lineno}", where=where, detail=f"bad JSON: {exc}")
+                continue
+            except RecursionError:
+                report.add(MALFORMED_ROW, f"line {lineno}", where=where, detail="nested too deeply")
                 continue
             if not isinstance(obj, dict):
                 report.add(
@@ -122,7 +134,9 @@ def read_frame(path: Path, report: DefectReport) -> Any:
     if suffix in CSV_SUFFIXES:
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"cannot parse CSV file {path}: {exc}") from exc
         df["where"] = [f"{path.name} row {i}" for i in range(1, len(df) + 1)]
     elif suffix in JSONL_SUFFIXES:
@@ -135,8 +149,12 @@ def read_frame(path: Path, report: DefectReport) -> Any:
     elif suffix in PARQUET_SUFFIXES:
         try:
             df = pd.read_parquet(path)
+            # text columns may be decoded lazily (Arrow strings): decode them here, where a
+            # corrupt file is one clear error
+            df = df.astype({c: object for c in df.columns if df[c].dtype.kind not in "fiub"})
         except Exception as exc:  # pyarrow raises many types on bad files
-            raise DataError(f"cannot read Parquet file {path}: {exc}") from exc
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DataError(f"cannot read Parquet file {path}: {reason}") from exc
         df["where"] = [f"{path.name} row {i}" for i in range(1, len(df) + 1)]
     else:
         raise DataError(
@@ -147,15 +165,17 @@ def read_frame(path: Path, report: DefectReport) -> Any:
     return df
 
 
-def _text(values: Any) -> list[str | None]:
-    """Text cells: ``None`` for missing (``None``, ``nan``, empty string)."""
+def _text(values: Any, *, blank_is_missing: bool = False) -> list[str | None]:
+    """Text cells: ``None`` for missing (``None``, ``nan``, empty string; with
+    ``blank_is_missing`` also whitespace only)."""
     out: list[str | None] = []
     for v in values:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             out.append(None)
         else:
             s = v if isinstance(v, str) else str(v)
-            out.append(s if s != "" else None)
+            empty = not s.strip() if blank_is_missing else s == ""
+            out.append(None if empty else s)
     return out
 
 
@@ -176,22 +196,17 @@ def normalize_long(df: Any, report: DefectReport, *, source: str) -> tuple[Any, 
             f"{', '.join(REQUIRED_COLUMNS)}"
         )
     optional = [c for c in OPTIONAL_COLUMNS if c in df.columns]
-    out = pd.DataFrame(
-        {
-            "query_id": _text(df["query_id"]),
-            "query": _text(df["query"]),
-            "model": _text(df["model"]),
-            "where": df["where"].to_numpy(dtype=object),
-        }
-    )
+    cells = {c: _text(df[c], blank_is_missing=True) for c in ("query_id", "query", "model")}
+    out = pd.DataFrame({**cells, "where": df["where"].to_numpy(dtype=object)})
+    reasons = {"query_id": "no query_id", "model": "no model", "query": "empty query"}
     bad_row = out["query_id"].isna() | out["model"].isna() | out["query"].isna()
     for i in np.flatnonzero(bad_row.to_numpy()):
-        lacking = [c for c in ("query_id", "model", "query") if out.at[i, c] is None]
+        lacking = [reasons[c] for c in ("query_id", "model", "query") if cells[c][i] is None]
         report.add(
             MALFORMED_ROW,
-            str(out.at[i, "query_id"] or out.at[i, "where"]),
+            str(cells["query_id"][i] or out.at[i, "where"]),
             where=str(out.at[i, "where"]),
-            detail=f"no {', '.join(lacking)}",
+            detail=", ".join(lacking),
         )
     labels = [
         f"{w} (query_id {q}, model {m})"
@@ -203,8 +218,16 @@ def normalize_long(df: Any, report: DefectReport, *, source: str) -> tuple[Any, 
     for col in _NUMERIC:
         if col in optional:
             vals, bad = to_float(df[col].reset_index(drop=True))
+            # a cost that is inf or negative is a defect of its row (see finalize)
+            low = None if col == "cost" else 0.0
             check_range(
-                vals, bad & ~bad_row.to_numpy(), what=col, where=labels, high=None, source=source
+                vals,
+                bad & ~bad_row.to_numpy(),
+                what=col,
+                where=labels,
+                low=low,
+                high=None,
+                source=source,
             )
             out[col] = vals
     for col in _TEXT:
@@ -235,10 +258,11 @@ def load_canonical(
         The data; ``data.meta["defects"]`` holds the defect report.
 
     Raises:
-        DataError: Missing required columns, a score outside [0, 1] or not numeric, a negative
-            or non-numeric cost / token count / latency, or (with ``on_defect="error"``) any
-            defect (then a :class:`~llmrouter_core.data.defects.DefectError` carrying
-            ``.report``).
+        DataError: Missing required columns, a score outside [0, 1] or not numeric, a
+            non-numeric cost or a negative or non-numeric token count / latency, or (with
+            ``on_defect="error"``) any defect, such as an empty query or a cost that is
+            ``inf`` or negative (then a :class:`~llmrouter_core.data.defects.DefectError`
+            carrying ``.report``).
     """
     mode = check_on_defect(on_defect)
     p = Path(path)

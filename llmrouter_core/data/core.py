@@ -184,7 +184,8 @@ class RoutingData:
         mask = np.array([s == name for s in self.splits])
         if not mask.any():
             raise DataError(
-                f"{self!r} has no queries in split {name!r}; it has {sorted(set(self.splits))}"
+                f"{self.name or 'the data'}: no queries in split {name!r}; its splits: "
+                f"{', '.join(sorted(set(self.splits)))}"
             )
         return self.subset(mask)
 

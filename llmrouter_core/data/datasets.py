@@ -18,10 +18,11 @@ passed (RouterBench: its Hugging Face dataset, published as pickles, hence also
 ``LLMROUTER_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) disables downloads.
 
 Named datasets are known to carry defects, so ``load_dataset`` defaults to
-``on_defect="drop"``: the defective rows are dropped and the report is logged and kept in
-``data.meta["defects"]``. All files of a dataset are loaded together before ``split`` is
-applied, so that duplicates straddling splits and training queries that repeat test queries
-are always found (and, with ``"drop"``, removed from training).
+``on_defect="drop"``: the defective rows are dropped and the report is kept in
+``data.meta["defects"]`` and logged at INFO (not as a warning: the defects are known and
+documented; nothing for the caller to act on). All files of a dataset are loaded together
+before ``split`` is applied, so that duplicates straddling splits and training queries that
+repeat test queries are always found (and, with ``"drop"``, removed from training).
 
 Example:
     >>> sorted(DATASETS)[:3]
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrouter_core.data.core import RoutingData
+from llmrouter_core.data.defects import defect_log_level
 from llmrouter_core.errors import DataError
 
 __all__ = [
@@ -281,6 +283,16 @@ def resolve_data_dir(override: str | Path | None = None) -> Path:
     return Path(cache) / "llmrouter" / "data"
 
 
+#: Suffixes of data files: an argument ending in one is a path, not a dataset name.
+DATA_SUFFIXES = (".csv", ".json", ".jsonl", ".ndjson", ".parquet", ".pq", ".pkl", ".pickle")
+
+
+def _looks_like_path(text: str) -> bool:
+    """Whether ``text`` is meant as a path: it has a separator or a data-file suffix."""
+    seps = {"/", os.sep, os.altsep or "/"}
+    return any(c in text for c in seps) or text.lower().endswith(DATA_SUFFIXES)
+
+
 def _info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
@@ -490,7 +502,10 @@ def load_dataset(
             from LiteLLM's bundled table); ``False`` = none (RouteLLM data then has no costs).
 
     Raises:
-        DataError: Unknown name, files missing (with how to get them), or as the loaders do.
+        DataError: ``file not found: PATH`` for a path (an argument with a separator or a
+            data-file suffix such as ``.csv``) that does not exist, an unknown dataset name
+            (the known ones are listed), files missing (with how to get them), or as the
+            loaders do.
     """
     key = str(name_or_path)
     if key not in DATASETS:
@@ -502,6 +517,8 @@ def load_dataset(
                 path, on_defect=on_defect, pool=pool or None, trust_pickle=trust_pickle
             )
             return data.split(split) if split is not None else data
+        if isinstance(name_or_path, Path) or _looks_like_path(key):
+            raise DataError(f"file not found: {path}")
         _info(key)  # raises: unknown name
     info = DATASETS[key]
     root = resolve_data_dir(data_dir)
@@ -519,7 +536,8 @@ def load_dataset(
                 f"{info.source} ({info.license})."
             )
         download_dataset(key, data_dir=root, trust_pickle=trust_pickle)
-    data = _LOADERS[key](root, on_defect, pool, trust_pickle)
+    with defect_log_level(logging.INFO):  # known, documented defects: kept in meta
+        data = _LOADERS[key](root, on_defect, pool, trust_pickle)
     data.meta["dataset"] = key
     if split is not None:
         if data.splits is None:

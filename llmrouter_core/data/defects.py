@@ -12,8 +12,9 @@ Loaders take ``on_defect``:
 - ``"drop"``: the defective rows / queries are dropped, exactly those, and the report says
   which.
 - ``"keep"``: queries with missing scores (and train/test overlaps) are kept, with ``nan``
-  where a score is missing; what cannot be represented (malformed rows, unresolvable duplicate
-  copies, models outside the pool) is still dropped and reported.
+  where a score is missing; an invalid cost becomes ``nan`` (unknown); of duplicate copies
+  that conflict, the first is kept; what cannot be represented (malformed rows, models
+  outside the pool) is still dropped and reported.
 
 Example:
     >>> r = DefectReport(source="scores.csv", on_defect="drop")
@@ -27,6 +28,9 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +40,7 @@ __all__ = [
     "DEFECT_KINDS",
     "DUPLICATE_ID",
     "INCOMPLETE_QUERY",
+    "INVALID_COST",
     "MALFORMED_ROW",
     "MISSING_SCORE",
     "TRAIN_TEST_OVERLAP",
@@ -44,6 +49,7 @@ __all__ = [
     "DefectError",
     "DefectReport",
     "OnDefect",
+    "defect_log_level",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +68,9 @@ UNKNOWN_MODEL = "unknown_model"
 MALFORMED_ROW = "malformed_row"
 #: A training query whose text also occurs in the test split (leaks the test set).
 TRAIN_TEST_OVERLAP = "train_test_overlap"
+#: A cost that is not a finite number >= 0 (``inf``, negative), or a missing cost of a scored
+#: (query, model) while the data records the other costs and no pool can price it.
+INVALID_COST = "invalid_cost"
 
 DEFECT_KINDS = (
     DUPLICATE_ID,
@@ -70,9 +79,33 @@ DEFECT_KINDS = (
     UNKNOWN_MODEL,
     MALFORMED_ROW,
     TRAIN_TEST_OVERLAP,
+    INVALID_COST,
 )
 
 _SHOWN = 5  # items shown per kind in summaries and error messages
+
+_log_cap: ContextVar[int | None] = ContextVar("llmrouter_defect_log_level", default=None)
+
+
+@contextmanager
+def defect_log_level(level: int) -> Iterator[None]:
+    """Log the defect reports of the loads inside the block at ``level`` at most.
+
+    By default a report with defects is logged as a warning. Callers that show the report
+    their own way (the CLI's one-line summary) or that expect known defects (a named
+    dataset, a dataset loaded for replay) lower it. Blocks nest: the lowest level wins.
+
+    Example:
+        >>> import logging
+        >>> with defect_log_level(logging.DEBUG):
+        ...     pass  # loads here log their reports at DEBUG
+    """
+    current = _log_cap.get()
+    token = _log_cap.set(level if current is None else min(current, level))
+    try:
+        yield
+    finally:
+        _log_cap.reset(token)
 
 
 @dataclass(frozen=True)
@@ -185,6 +218,30 @@ class DefectReport:
             lines.append(f"  result: {self.n_queries} queries x {self.n_models} models")
         return "\n".join(lines)
 
+    def brief(self) -> str:
+        """One line: the counts per kind and what was dropped (no item list).
+
+        Example:
+            >>> r = DefectReport(on_defect="drop", dropped_rows=2, dropped_queries=["q1"])
+            >>> r.add(DUPLICATE_ID, "q1")
+            >>> r.brief()
+            '1 defect (duplicate_id 1); dropped 2 rows, 1 query'
+        """
+        counts = self.counts
+        if not counts:
+            return "no defects"
+        kinds = ", ".join(f"{k} {n}" for k, n in counts.items())
+        text = f"{_count(sum(counts.values()), 'defect')} ({kinds})"
+        if self.on_defect != "error" and (
+            self.dropped_rows or self.dropped_queries or self.dropped_models
+        ):
+            text += f"; dropped {_count(self.dropped_rows, 'row')}"
+            if self.dropped_queries:
+                text += f", {_count(len(self.dropped_queries), 'query', 'queries')}"
+            if self.dropped_models:
+                text += f", models {', '.join(self.dropped_models)}"
+        return text
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of the whole report."""
         return {
@@ -224,11 +281,15 @@ class DefectReport:
         )
 
     def log(self) -> None:
-        """Log the summary: a warning if there are defects, else at info level."""
-        if self.has_defects:
-            logger.warning("%s", self.summary())
-        else:
-            logger.info("%s", self.summary())
+        """Log the summary: a warning if there are defects, else at info level; at most at
+        the level set by :func:`defect_log_level`."""
+        level = logging.WARNING if self.has_defects else logging.INFO
+        cap = _log_cap.get()
+        logger.log(level if cap is None else min(level, cap), "%s", self.summary())
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 class DefectError(DataError):

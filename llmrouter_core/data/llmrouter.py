@@ -32,6 +32,7 @@ import ast
 import json
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from llmrouter_core.data._assemble import (
     fill_costs,
     finalize,
     from_long,
+    not_utf8,
     split_from_name,
     to_float,
 )
@@ -76,8 +78,10 @@ def _load_json(path: Path) -> Any:
             f"cannot parse JSON file {path}: {exc.msg} at line {exc.lineno} column {exc.colno}"
             " (truncated or not JSON?)"
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"cannot read {path} as UTF-8 text: {exc}") from exc
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except RecursionError:
+        raise DataError(f"cannot parse JSON file {path}: nested too deeply") from None
 
 
 def read_query_tasks(paths: str | Path | Sequence[str | Path]) -> tuple[dict[str, str], int]:
@@ -163,7 +167,10 @@ def load_dcrouter(
             qid = f"{f.stem}:{i}"
             q = item.get("question") if isinstance(item, dict) else None
             sc = item.get("scores") if isinstance(item, dict) else None
-            if not isinstance(q, str) or not q or not isinstance(sc, dict) or not sc:
+            if isinstance(q, str) and not q.strip():
+                report.add(MALFORMED_ROW, qid, where=where, detail="empty query")
+                continue
+            if not isinstance(q, str) or not isinstance(sc, dict) or not sc:
                 report.add(
                     MALFORMED_ROW,
                     qid,
@@ -277,9 +284,7 @@ def load_llmrouter_routing(
         df = pd.DataFrame.from_records(records).rename(columns=_ROUTING_FIELDS)
         df["where"] = wheres
         if "embedding_id" in df.columns and df["embedding_id"].notna().all():
-            df["query_id"] = [
-                f"{int(v)}" if isinstance(v, (int, float)) else str(v) for v in df["embedding_id"]
-            ]
+            df["query_id"] = [_id_text(v) for v in df["embedding_id"]]
         else:
             tasks = df["task"].tolist() if "task" in df.columns else [""] * len(df)
             texts = df["query"].tolist() if "query" in df.columns else [None] * len(df)
@@ -319,12 +324,21 @@ def load_llmrouter_routing(
     return _finish(table, report, mode, pool, name, meta)
 
 
+def _id_text(value: Any) -> str:
+    """An ``embedding_id`` as text: ``3`` and ``3.0`` are ``"3"``; anything else as written."""
+    if isinstance(value, (int, float)) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return str(value)
+
+
 def _as_list(value: Any) -> list[Any] | None:
     if isinstance(value, list):
         return value
     if isinstance(value, str) and value.strip().startswith("["):
         try:
-            parsed = ast.literal_eval(value.strip())
+            with warnings.catch_warnings():  # unknown escapes warn; they are kept
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                parsed = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return None
         return list(parsed) if isinstance(parsed, (list, tuple)) else None
@@ -376,12 +390,10 @@ def load_llmrouter_nq(
         query = item.get("query")
         names = lists["llm_name_list"]
         sizes = {len(v) for v in [*lists.values(), *optional.values()] if v is not None}
-        if (
-            not isinstance(query, str)
-            or not query
-            or any(v is None for v in lists.values())
-            or len(sizes) != 1
-        ):
+        if isinstance(query, str) and not query.strip():
+            report.add(MALFORMED_ROW, qid, where=where, detail="empty query")
+            continue
+        if not isinstance(query, str) or any(v is None for v in lists.values()) or len(sizes) != 1:
             report.add(
                 MALFORMED_ROW,
                 qid,

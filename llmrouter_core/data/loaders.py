@@ -23,12 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from llmrouter_core.data._assemble import not_utf8
 from llmrouter_core.data.core import RoutingData
 from llmrouter_core.errors import DataError
 
@@ -48,9 +50,12 @@ FORMATS_HELP = (
 
 def _csv_header(path: Path) -> list[str]:
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            return [h.strip() for h in next(csv.reader(fh), [])]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        with path.open("rb") as fh:
+            first = fh.readline().decode("utf-8-sig")
+        return [h.strip() for h in next(csv.reader([first]), [])]
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except (OSError, csv.Error) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
 
 
@@ -67,24 +72,32 @@ def _csv_kind(path: Path) -> str | None:
 
 def _first_json_object(path: Path) -> dict[str, Any] | None:
     try:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    raise DataError(f"{path}:{lineno}: not valid UTF-8") from None
                 if line.strip():
                     try:
                         obj = json.loads(line)
-                    except json.JSONDecodeError:
+                    except (json.JSONDecodeError, RecursionError):
                         continue
                     return obj if isinstance(obj, dict) else None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
     return None
 
 
 def _json_kind(path: Path) -> str | None:
     try:
-        with path.open(encoding="utf-8") as fh:
-            head = fh.read(65536)
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as fh:
+            raw = fh.read(65536)
+        # incremental: a character cut at the end of the chunk is not an error
+        head = codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=False)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except OSError as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
     text = head.lstrip()
     if text.startswith("["):
@@ -144,7 +157,10 @@ def detect_format(path: str | Path) -> str:
     elif suffix == ".json":
         kind = _json_kind(p)
         if kind == "pool":
-            raise DataError(f"{p.name} is a model pool file, not routing data; pass it as pool=")
+            raise DataError(
+                f"{p.name} is a model pool file, not routing data; give it as the pool "
+                "(--pool FILE, or pool= in Python)"
+            )
     elif suffix in (".parquet", ".pq"):
         kind = "canonical"
     elif suffix in (".pkl", ".pickle"):

@@ -46,6 +46,7 @@ from llmrouter_core.data._assemble import (
     check_range,
     fill_costs,
     finalize,
+    not_utf8,
     to_float,
 )
 from llmrouter_core.data.canonical import _iter_jsonl, as_pool
@@ -103,7 +104,9 @@ def _csv_table(
 
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"cannot parse CSV file {path}: {exc}") from exc
     cols = [str(c) for c in df.columns]
     if "prompt" not in cols:
@@ -124,9 +127,9 @@ def _csv_table(
     ids = [f"{task}:{i}" for i in range(n)]
     where = [f"{path.name} row {i}" for i in range(1, n + 1)]
     prompts = df["prompt"].tolist()
-    ok = np.array([bool(p) for p in prompts], dtype=bool)
+    ok = np.array([bool(p.strip()) for p in prompts], dtype=bool)
     for i in np.flatnonzero(~ok):
-        report.add(MALFORMED_ROW, ids[i], where=where[i], detail="empty prompt")
+        report.add(MALFORMED_ROW, ids[i], where=where[i], detail="empty query")
     if exclude_contaminated:
         dirty = _contaminated(path)
         if dirty:
@@ -279,6 +282,10 @@ def load_routellm_mt_bench(
             )
             continue
         qid = f"mt_bench:{obj['question_id']}"
+        if not turns[0].strip():
+            report.add(MALFORMED_ROW, qid, where=where, detail="empty query (first turn)")
+            excluded_ids.add(qid)  # its judgements are not defects of their own
+            continue
         if dirty and any(t in dirty for t in turns[:2]):
             excluded[qfile.name] = excluded.get(qfile.name, 0) + 1
             excluded_ids.add(qid)

@@ -31,6 +31,7 @@ from llmrouter_core.data._assemble import (
     check_range,
     fill_costs,
     finalize,
+    not_utf8,
     parse_text_list,
     split_from_name,
     to_float,
@@ -95,7 +96,9 @@ def _read(path: Path, trust_pickle: bool) -> Any:
         raise DataError(f"{path}: RouterBench data is read from .csv (or trusted .pkl) files")
     try:
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"cannot parse CSV file {path}: {exc}") from exc
 
 
@@ -134,13 +137,16 @@ def _table(path: Path, df: Any, report: DefectReport) -> Table:
         for v in df["sample_id"].tolist()
     ]
     prompts = [parse_text_list(v) for v in df["prompt"].tolist()]
-    ok = np.array([i is not None and p is not None for i, p in zip(ids, prompts, strict=True)])
+    ok = np.array(
+        [i is not None and bool(p and p.strip()) for i, p in zip(ids, prompts, strict=True)],
+        dtype=bool,
+    )
     for i in np.flatnonzero(~ok):
         report.add(
             MALFORMED_ROW,
             ids[i] or where[i],
             where=where[i],
-            detail="no sample_id" if ids[i] is None else "no prompt",
+            detail="no sample_id" if ids[i] is None else "empty query",
         )
     labels = [f"{w} (sample_id {i})" for w, i in zip(where, ids, strict=True)]
     scores = np.full((n, len(models)), np.nan)
@@ -161,10 +167,11 @@ def _table(path: Path, df: Any, report: DefectReport) -> Table:
         for j, m in enumerate(models):
             if m + _COST in cols:
                 costs[:, j], bad[:, j] = to_float(df[m + _COST])
-        check_range(
+        check_range(  # non-numeric only: inf / negative costs are row defects (finalize)
             costs[ok],
             bad[ok],
             what="total_cost",
+            low=None,
             high=None,
             where=[labels[i] for i in np.flatnonzero(ok)],
             source=path.name,
@@ -223,7 +230,8 @@ def load_routerbench(
 
     Raises:
         DataError: Unreadable or non-RouterBench files, a pickle without ``trust_pickle``,
-            scores outside [0, 1], negative costs, or (``on_defect="error"``) any defect.
+            scores outside [0, 1], non-numeric costs, or (``on_defect="error"``) any defect
+            (an empty prompt, a cost that is ``inf`` or negative, ...).
     """
     mode = check_on_defect(on_defect)
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)

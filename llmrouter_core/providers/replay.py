@@ -15,6 +15,13 @@ The prompt is matched on the text of the last user message, then on all user mes
 joined by a blank line (how multi-turn RouterBench prompts are stored), after trimming
 surrounding whitespace and normalising line endings.
 
+Recorded data has duplicates (RouterBench repeats some ``sample_id``s with different
+outcomes, and some prompt texts under several ids). Replay never refuses them: it loads the
+dataset with ``on_defect="keep"``, which keeps the first copy of a duplicated id, and a prompt
+recorded in several rows is answered with the first row that has a response of the model.
+When those rows disagree, that is logged once (INFO); the dataset's defect report is logged
+at DEBUG only.
+
 Example:
     >>> import os                                                      # doctest: +SKIP
     >>> os.environ["LLMROUTER_REPLAY_DATA"] = "routerbench"              # doctest: +SKIP
@@ -103,14 +110,15 @@ def _message_text(content: Any) -> str:
 
 def prompt_keys(messages: Sequence[Mapping[str, Any]]) -> list[str]:
     """Candidate lookup keys of a request, most specific first."""
-    users = [_message_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    msgs = [m for m in messages if isinstance(m, Mapping)]
+    users = [_message_text(m.get("content")) for m in msgs if m.get("role") == "user"]
     keys: list[str] = []
     if users:
         keys.append(_norm(users[-1]))
         if len(users) > 1:
             keys.append(_norm("\n\n".join(users)))
-    elif messages:
-        keys.append(_norm(_message_text(messages[-1].get("content"))))
+    elif msgs:
+        keys.append(_norm(_message_text(msgs[-1].get("content"))))
     return [k for k in keys if k]
 
 
@@ -144,6 +152,7 @@ class ReplayStore:
             self._index.setdefault(_norm(query), []).append(i)
         self._models = {m: j for j, m in enumerate(data.models)}
         self._models_folded = {m.lower(): j for j, m in enumerate(data.models)}
+        self._conflict_logged = False
 
     def __repr__(self) -> str:
         return (
@@ -192,14 +201,26 @@ class ReplayStore:
                 "prompts that the dataset recorded"
             )
         assert self.data.responses is not None
-        for i in rows:
-            text = self.data.responses[i, j]
-            if isinstance(text, str):
-                return self._record(i, j, text)
-        raise ReplayError(
-            f"replay: {self.source} has no recorded response of {self.data.models[j]!r} for this "
-            f"prompt (query {self.data.query_ids[rows[0]]})"
-        )
+        answered = [(i, self.data.responses[i, j]) for i in rows]
+        answered = [(i, text) for i, text in answered if isinstance(text, str)]
+        if not answered:
+            raise ReplayError(
+                f"replay: {self.source} has no recorded response of {self.data.models[j]!r} "
+                f"for this prompt (query {self.data.query_ids[rows[0]]})"
+            )
+        i, text = answered[0]
+        if not self._conflict_logged and len({t for _, t in answered}) > 1:
+            self._conflict_logged = True
+            logger.info(
+                "replay: %s records this prompt %d times with different responses of %s "
+                "(queries %s); answering with the first recorded row (query %s). Logged once.",
+                self.source,
+                len(answered),
+                self.data.models[j],
+                ", ".join(self.data.query_ids[k] for k, _ in answered),
+                self.data.query_ids[i],
+            )
+        return self._record(i, j, text)
 
     def _record(self, i: int, j: int, text: str) -> ReplayRecord:
         data = self.data
@@ -229,12 +250,17 @@ _from_env: dict[str, ReplayStore] = {}
 
 
 def load_replay_data(source: str | os.PathLike[str]) -> RoutingData:
-    """Load a dataset with responses from a path (file or directory) or a dataset name."""
-    from llmrouter_core.data import load_dataset
+    """Load a dataset with responses from a path (file or directory) or a dataset name.
+
+    Defects are kept (``on_defect="keep"``) and the defect report is logged once, at DEBUG:
+    replay answers what was recorded; the report is in ``data.meta["defects"]``.
+    """
+    from llmrouter_core.data import defect_log_level, load_dataset
 
     text = os.fspath(source)
     path = Path(text).expanduser()
-    return load_dataset(path if path.exists() else text, on_defect="keep")
+    with defect_log_level(logging.DEBUG):
+        return load_dataset(path if path.exists() else text, on_defect="keep")
 
 
 def set_replay_data(data: RoutingData | str | os.PathLike[str] | None) -> ReplayStore | None:

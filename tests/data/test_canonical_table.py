@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,13 +111,76 @@ def test_bad_scores_raise_naming_the_rows(real_csv: Path, tmp_path: Path, value:
     assert df.at[3, "query_id"] in msg
 
 
-def test_negative_cost_raises(real_csv: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "shown"), [("-0.001", "has -0.001"), ("inf", "has inf"), ("", "has none")]
+)
+def test_invalid_cost_is_a_defect_with_file_and_row(
+    real_csv: Path, tmp_path: Path, value: str, shown: str
+) -> None:
+    """A cost that is negative, inf, or missing while the others are recorded (and no pool
+    prices it) is a defect of its query, found by the loader, not later inside fit."""
     df = pd.read_csv(real_csv, dtype=str, keep_default_na=False)
-    df.loc[5, "cost"] = "-0.001"
+    df.loc[5, "cost"] = value
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
-    with pytest.raises(DataError, match=r"1 rows have a cost .*bad.csv row 6"):
+    qid, model = df.at[5, "query_id"], df.at[5, "model"]
+    with pytest.raises(DefectError) as exc:
         load_canonical(bad)
+    [defect] = exc.value.report.items["invalid_cost"]
+    assert (defect.id, defect.where) == (qid, "bad.csv row 6")
+    assert f"{model} {shown}" in defect.detail
+    dropped = load_canonical(bad, on_defect="drop")
+    assert qid not in dropped.query_ids
+    assert dropped.n_queries == df["query_id"].nunique() - 1
+    assert np.isfinite(dropped.costs).all() and (dropped.costs >= 0).all()
+    assert dropped.meta["defects"]["counts"] == {"invalid_cost": 1}
+    kept = load_canonical(bad, on_defect="keep")  # kept, the cost unknown
+    i, j = kept.query_ids.index(qid), kept.models.index(model)
+    assert np.isnan(kept.costs[i, j])
+
+
+def test_missing_cost_with_a_pool_is_priced_not_a_defect(real_csv: Path, tmp_path: Path) -> None:
+    df = pd.read_csv(real_csv, dtype=str, keep_default_na=False)
+    df.loc[5, "cost"] = ""
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    pool = Pool(ModelSpec(m, input_price=1.0, output_price=2.0) for m in df["model"].unique())
+    data = load_canonical(bad, pool=pool)
+    assert data.meta["defects"]["counts"] == {}
+    assert data.meta["cost_source"] == "measured+pool"
+    assert np.isfinite(data.costs).all()
+
+
+def test_non_numeric_cost_still_raises(real_csv: Path, tmp_path: Path) -> None:
+    df = pd.read_csv(real_csv, dtype=str, keep_default_na=False)
+    df.loc[5, "cost"] = "cheap"
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"1 rows have a cost that is not numeric.*bad.csv row 6"):
+        load_canonical(bad, on_defect="drop")
+
+
+def test_infinite_token_count_raises(real_csv: Path, tmp_path: Path) -> None:
+    df = pd.read_csv(real_csv, dtype=str, keep_default_na=False)
+    df["input_tokens"] = "100"
+    df.loc[2, "input_tokens"] = "inf"
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"1 rows have a input_tokens that is not finite or "):
+        load_canonical(bad, on_defect="drop")
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_query_text_is_named_as_such(real_csv: Path, tmp_path: Path, text: str) -> None:
+    df = pd.read_csv(real_csv, dtype=str, keep_default_na=False)
+    df.loc[df["query_id"] == df.at[0, "query_id"], "query"] = text
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    with pytest.raises(DefectError) as exc:
+        load_canonical(bad)
+    details = {d.detail for d in exc.value.report.items["malformed_row"]}
+    assert details == {"empty query"}
+    assert exc.value.report.items["malformed_row"][0].where == "bad.csv row 1"
 
 
 def test_truncated_jsonl_line_is_a_malformed_row(real: RoutingData, tmp_path: Path) -> None:
@@ -255,3 +319,32 @@ def test_missing_file_and_bad_on_defect(tmp_path: Path, real_csv: Path) -> None:
         load_canonical(tmp_path / "nope.csv")
     with pytest.raises(DataError, match="on_defect"):
         load_canonical(real_csv, on_defect="ignore")
+
+
+def test_a_line_that_is_not_utf8_is_a_malformed_row(real: RoutingData, tmp_path: Path) -> None:
+    path = save_canonical(real, tmp_path / "scores.jsonl")
+    lines = path.read_bytes().split(b"\n")
+    lines[12] = lines[12].replace(b'"query_id"', b'"query_\xff"', 1)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DefectError) as exc:
+        load_canonical(path)
+    [bad] = exc.value.report.items["malformed_row"]
+    assert (bad.where, bad.detail) == ("scores.jsonl line 13", "not valid UTF-8")
+
+
+def test_csv_that_is_not_utf8_names_the_line(real_csv: Path) -> None:
+    data = real_csv.read_bytes()
+    at = data.index(b"\n", data.index(b"\n") + 1) + 5  # in the second data row's text
+    real_csv.write_bytes(data[:at] + b"\xff" + data[at + 1 :])
+    line = data[:at].count(b"\n") + 1  # the line an editor shows (texts span lines)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(real_csv))}:{line}: not valid UTF-8$"):
+        load_canonical(real_csv)
+
+
+def test_corrupt_parquet_is_one_data_error(real: RoutingData, tmp_path: Path) -> None:
+    path = save_canonical(real, tmp_path / "scores.parquet")
+    data = bytearray(path.read_bytes())
+    data[183] = 0x80  # found by the fuzz: a string page that is not UTF-8
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"^cannot read Parquet file .*scores.parquet: "):
+        load_canonical(path)

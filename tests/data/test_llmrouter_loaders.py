@@ -282,3 +282,55 @@ def test_routing_jsonl_missing_fields(tmp_path: Path) -> None:
     p.write_text(json.dumps({"query": "q", "model_name": "m"}) + "\n")
     with pytest.raises(DataError, match="missing required fields: performance"):
         load_llmrouter_routing(p)
+
+
+def test_empty_question_and_bad_nq_cost_are_defects(
+    lr: Path, nq: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    items = json.loads((lr / "dcrouter_test.json").read_text())[:6]
+    items[4]["question"] = " "
+    p = tmp_path / "dc_test.json"
+    p.write_text(json.dumps(items))
+    with pytest.raises(DefectError) as exc:
+        load_dcrouter(p)
+    [defect] = exc.value.report.items["malformed_row"]
+    assert (defect.id, defect.where, defect.detail) == (
+        "dc_test:4",
+        "dc_test.json item 4",
+        "empty query",
+    )
+    _, rows = nq
+    rows[5]["cost_list"][1] = float("inf")  # json.dumps writes Infinity, json.loads reads it
+    q = tmp_path / "nq_train.json"
+    q.write_text(json.dumps(rows))
+    with pytest.raises(DefectError) as exc:
+        load_llmrouter_nq(q)
+    [bad] = exc.value.report.items["invalid_cost"]
+    assert (bad.id, bad.where) == (str(rows[5]["q_id"]), "nq_train.json item 5")
+    assert f"{rows[5]['llm_name_list'][1]} has inf" in bad.detail
+    assert load_llmrouter_nq(q, on_defect="drop").n_queries == 39
+
+
+def test_routing_jsonl_with_odd_embedding_ids(tmp_path: Path) -> None:
+    """Found by the fuzz: an ``embedding_id`` of ``Infinity`` crashed with OverflowError."""
+    rows = [
+        {"query": "What is 2+2?", "model_name": "small", "performance": 1, "embedding_id": 3.0},
+        {"query": "What is 2+2?", "model_name": "large", "performance": 1, "embedding_id": 3},
+        {
+            "query": "Name a prime.",
+            "model_name": "small",
+            "performance": 0,
+            "embedding_id": math.inf,
+        },
+        {
+            "query": "Name a prime.",
+            "model_name": "large",
+            "performance": 1,
+            "embedding_id": math.inf,
+        },
+    ]
+    path = tmp_path / "routing_train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = load_llmrouter_routing(path)
+    assert d.query_ids == ["3", "inf"]
+    assert d.scores.tolist() == [[1.0, 1.0], [0.0, 1.0]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from llmrouter_core.data import (
     DATASETS,
+    defect_log_level,
     detect_format,
     download_dataset,
     load_data,
@@ -272,3 +274,29 @@ def test_unknown_csv_header(tmp_path: Path) -> None:
         load_data(p)
     with pytest.raises(DataError, match="not found"):
         load_data(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize("arg", ["runs/[v2]/scores.csv", "scores.csv", "data.JSONL", "a/b"])
+def test_a_missing_path_is_file_not_found(tmp_path: Path, arg: str) -> None:
+    with pytest.raises(DataError) as exc:
+        load_dataset(arg, data_dir=tmp_path)
+    assert str(exc.value) == f"file not found: {arg}"
+    with pytest.raises(DataError, match=r"^file not found: "):
+        load_dataset(tmp_path / "nope", data_dir=tmp_path)  # a Path is always a path
+
+
+def test_named_dataset_report_is_logged_at_info_not_as_a_warning(
+    mini_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A named dataset's defects are known and documented: kept in meta, logged at INFO."""
+    with caplog.at_level(logging.DEBUG, logger="llmrouter_core"):
+        d = load_dataset("routerbench", data_dir=mini_dir)
+    assert d.meta["defects"]["counts"]["duplicate_id"] >= 1
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    reports = [r for r in caplog.records if "rows read" in r.getMessage()]
+    assert [r.levelno for r in reports] == [logging.INFO]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="llmrouter_core"), defect_log_level(logging.DEBUG):
+        load_dataset("routerbench", data_dir=mini_dir)
+    reports = [r for r in caplog.records if "rows read" in r.getMessage()]
+    assert [r.levelno for r in reports] == [logging.DEBUG]

@@ -183,3 +183,14 @@ def test_routellm_pool_prices_from_litellm_table(rl: Path, csv_slice, tmp_path: 
     assert d.costs[0, j] == pytest.approx(expected)
     # the strong model costs more on every query
     assert (d.costs[:, j] > d.costs[:, d.model_index(ROUTELLM_WEAK)]).all()
+
+
+def test_empty_prompt_is_an_empty_query(rl: Path, csv_slice, tmp_path: Path) -> None:
+    path = csv_slice(rl / "mmlu" / "responses" / "mmlu_anatomy.csv", tmp_path / "a.csv", range(6))
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw.loc[2, "prompt"] = "  "
+    raw.to_csv(path, index=False)
+    with pytest.raises(DefectError) as exc:
+        load_routellm_csv(path)
+    [defect] = exc.value.report.items["malformed_row"]
+    assert (defect.id, defect.where, defect.detail) == ("a:2", "a.csv row 3", "empty query")

@@ -119,13 +119,24 @@ def test_complete_copy_beats_incomplete_copy(arc: tuple[Path, Path], tmp_path: P
     assert f"kept the complete copy at dup_test.csv row {row + 1}" in item["detail"]
 
 
-def test_keep_mode_keeps_incomplete_rows(arc: tuple[Path, Path]) -> None:
+def test_keep_mode_keeps_incomplete_rows_and_the_first_conflicting_copy(
+    arc: tuple[Path, Path],
+) -> None:
     test, _ = arc
+    raw = _raw(test)
     d = load_routerbench(test, on_defect="keep")
-    assert STRADDLING in d.query_ids and IN_TEST_TWICE not in d.query_ids
+    assert STRADDLING in d.query_ids and IN_TEST_TWICE in d.query_ids
     i = d.query_ids.index(STRADDLING)
     assert np.isnan(d.scores[i, d.model_index("gpt-3.5-turbo-1106")])
-    assert np.isnan(d.scores).sum() == 1
+    # the two copies of IN_TEST_TWICE differ: keep holds the first, as recorded
+    first = raw[raw["sample_id"] == IN_TEST_TWICE].iloc[0]
+    k = d.query_ids.index(IN_TEST_TWICE)
+    j = d.model_index("claude-v2")
+    assert d.responses is not None
+    assert d.responses[k, j] == "\n\n".join(ast.literal_eval(first["claude-v2|model_response"]))
+    [dup] = d.meta["defects"]["items"]["duplicate_id"]
+    assert dup["id"] == IN_TEST_TWICE and "copies differ, kept the first" in dup["detail"]
+    assert np.isnan(d.scores).sum() == 1 + int(np.isnan(d.scores[k]).sum())
 
 
 def test_train_test_overlap_by_text(shared_data: Path, csv_slice, tmp_path: Path) -> None:
@@ -258,3 +269,51 @@ def test_identical_and_conflicting_complete_copies(arc: tuple[Path, Path], tmp_p
     assert "copies with different scores, dropped all" in dups[id_other]
     assert id_same in d.query_ids and id_other not in d.query_ids
     assert d.query_ids.count(id_same) == 1
+
+
+def test_inf_or_negative_total_cost_is_a_defect(
+    shared_data: Path, csv_slice, tmp_path: Path
+) -> None:
+    path = csv_slice(
+        shared_data / "routerbench" / "mbpp_test.csv", tmp_path / "mbpp_test.csv", range(20)
+    )
+    raw = _raw(path)
+    raw.loc[3, "claude-v2|total_cost"] = "inf"
+    raw.loc[7, "gpt-4-1106-preview|total_cost"] = "-0.5"
+    raw.to_csv(path, index=False)
+    with pytest.raises(DefectError) as exc:
+        load_routerbench(path)
+    items = exc.value.report.items["invalid_cost"]
+    assert [(d.id, d.where) for d in items] == [
+        (raw.at[3, "sample_id"], "mbpp_test.csv row 4"),
+        (raw.at[7, "sample_id"], "mbpp_test.csv row 8"),
+    ]
+    assert "claude-v2 has inf" in items[0].detail
+    assert "gpt-4-1106-preview has -0.5" in items[1].detail
+    d = load_routerbench(path, on_defect="drop")
+    assert d.n_queries == 18 and d.costs is not None and np.isfinite(d.costs).all()
+
+
+@pytest.mark.parametrize("prompt", ["", "['']", "['   ']"])
+def test_empty_prompt_is_an_empty_query(
+    shared_data: Path, csv_slice, tmp_path: Path, prompt: str
+) -> None:
+    path = csv_slice(
+        shared_data / "routerbench" / "mbpp_test.csv", tmp_path / "mbpp_test.csv", range(5)
+    )
+    raw = _raw(path)
+    raw.loc[2, "prompt"] = prompt
+    raw.to_csv(path, index=False)
+    with pytest.raises(DefectError) as exc:
+        load_routerbench(path)
+    [defect] = exc.value.report.items["malformed_row"]
+    assert (defect.where, defect.detail) == ("mbpp_test.csv row 3", "empty query")
+
+
+def test_unknown_escapes_in_prompts_are_kept_without_warnings() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_text_list(r"['a\Eb']") == "a\\Eb"
+        assert parse_text_list(r"['a\Eb', 'c\d']") == "a\\Eb\n\nc\\d"
