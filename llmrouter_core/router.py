@@ -92,7 +92,9 @@ class Router(BaseEstimator):  # type: ignore[misc]
         n_components: Dense dimensions of the projection that latent-vector scorers read.
         random_state: Seed of every stochastic part.
 
-    Attributes (after ``fit``):
+    The attributes below exist once the router is fitted.
+
+    Attributes:
         models_: The pool models routed between, in prediction-column order.
         pool_: The pool (prices, capabilities, endpoints).
         scorer_: The fitted scorer, with the chosen hyperparameters.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: create .venv, install every extra the tests need,
-# then lint (ruff), type-check the core (mypy) and run pytest. Extra pytest arguments pass through.
+# then lint (ruff), type-check the core (mypy), build the documentation site (mkdocs, strict,
+# offline) and run pytest. Extra pytest arguments pass through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,12 +18,14 @@ $pip install --quiet --upgrade pip
 # torch: only this version has a local CPU build on this kind of machine; any other pulls
 # several GB of CUDA wheels. Installing it first makes the 'torch' extra's range a no-op.
 $pip install --quiet "torch==2.13.0"
-$pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,dev]"
+$pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,dev,docs]"
 bash scripts/install_local.sh
 
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy (core)"
 .venv/bin/mypy llmrouter_core
+echo "== mkdocs build --strict"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

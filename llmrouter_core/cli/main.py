@@ -1,7 +1,7 @@
 """``llmrouter``: train, route, evaluate and benchmark routers from the command line.
 
 The ``train``, ``route`` and ``list-routers --json`` contracts are relied on by outside
-tools; see the README.
+tools; see docs/cli.md.
 """
 
 from __future__ import annotations

@@ -143,10 +143,13 @@ class TwoModelMetrics:
     """RouteLLM's metrics for a strong/weak pair, from a threshold sweep.
 
     Attributes:
-        weak, strong: The two models.
-        weak_score, strong_score: Their mean scores when always called.
+        weak: The weak model of the pair.
+        strong: The strong model of the pair.
+        weak_score: The weak model's mean score when always called.
+        strong_score: The strong model's mean score when always called.
         apgr: Average performance gap recovered over 0-100% strong calls.
-        cpt50, cpt80: Smallest share of strong calls reaching 50% / 80% PGR (``None`` if never).
+        cpt50: Smallest share of strong calls reaching 50% PGR (``None`` if never).
+        cpt80: Smallest share of strong calls reaching 80% PGR (``None`` if never).
         points: The threshold sweep.
 
     Example:
@@ -191,7 +194,8 @@ class RouterEvaluation:
         hull: Vertices of the curve's upper hull.
         aiq: Area under the hull over ``[c_min, c_max]``, normalised (see
             :func:`~llmrouter_core.evaluation.metrics.aiq`).
-        c_min, c_max: Mean cost of the cheapest / most expensive single model.
+        c_min: Mean cost of the cheapest single model.
+        c_max: Mean cost of the most expensive single model.
         single_models: Mean cost and score of each model called alone.
         single_hull_aiq: AIQ of the single models' own hull (the floor to beat).
         oracle: Mean cost and score of the per-query oracle.

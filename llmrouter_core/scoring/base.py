@@ -5,7 +5,7 @@ A **scorer** predicts, for every query and pool model, the expected quality (``(
 ``predict(X)``, ``get_params`` / ``set_params``): ``X`` is what it reads (the embedder's
 features, their dense projection, or the query texts, see :attr:`Scorer.input`), ``Y`` the
 queries x models score matrix. Any estimator with scikit-learn's regressor interface can be a
-scorer (:class:`~llmrouter_core.scoring.sklearn.EstimatorScorer` wraps it).
+scorer (:class:`~llmrouter_core.scoring.estimator.EstimatorScorer` wraps it).
 
 A router drives a scorer through two more steps, both with defaults here:
 
@@ -272,7 +272,9 @@ class Scorer(BaseEstimator):  # type: ignore[misc]
         then fit the chosen setting on all of ``X``.
 
         Args:
-            X, Y, context: The training data.
+            X: The training inputs (what :attr:`input` names).
+            Y: The training scores, ``(n, m)``.
+            context: What the scorer may read besides ``X`` and ``Y``.
             selection: The folds and the measured outcomes that judge the candidates.
             blend: A fixed weight of this scorer against the per-model prior (``None``:
                 chosen by cross-validation from ``selection.blends``).

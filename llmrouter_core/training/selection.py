@@ -113,7 +113,8 @@ def select_blend(
         prior_oof: Out-of-fold per-model mean scores, ``(n, m)``.
         blends: Weights ``b`` of the scorer in ``b x oof + (1 - b) x prior``.
         cost_pred: Predicted costs used to route, ``(n, m)``.
-        scores, costs: Measured outcomes, ``(n, m)``.
+        scores: Measured scores, ``(n, m)``.
+        costs: Measured costs, ``(n, m)``.
 
     Returns:
         ``(params, blend, cv_aiq, report)``: the first best setting (ties keep the earlier
