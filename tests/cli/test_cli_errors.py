@@ -205,8 +205,9 @@ def test_route_accepts_inf_cost_weight_as_cheapest(router_dir: Path, tmp_path: P
 @pytest.fixture
 def no_slow_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record (and refuse) loading the router or the replay data."""
-    import llmrouter_core.providers.replay as replay
     import llmrouter_core.routers.persistence as persistence
+
+    import llmrouter_core.providers.replay as replay
 
     calls: list[str] = []
 
