@@ -341,7 +341,12 @@ class Pool(Sequence[ModelSpec]):
         p = Path(path)
         if not p.is_file():
             raise DataError(f"pool file not found: {p}")
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"pool file {p} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
         try:
             if p.suffix.lower() in {".yaml", ".yml"}:
                 import yaml

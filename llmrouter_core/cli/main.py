@@ -172,7 +172,10 @@ def train(
         train_data = _load_training_data(data, pool_obj, on_defect, split, verbose)
         with err_console.status(f"training {plain(model.name)} on {train_data.n_queries} queries"):
             start = time.perf_counter()
-            model.fit(train_data, pool_obj)
+            # Pool models without training data are left out with one warning; with
+            # --on-defect error they stop the training.
+            unmeasured = "error" if on_defect == "error" else "warn"
+            model.fit(train_data, pool_obj, on_unmeasured=unmeasured)
             seconds = time.perf_counter() - start
         model.save(out)
     err_console.print(

@@ -130,7 +130,9 @@ def rank_one(
         key = u
     else:
         u = [float(q) - cost_weight * float(c) for q, c in zip(quality, cost, strict=True)]
-        key = [round(v / TIE_TOLERANCE) for v in u]
+        # A huge cost weight can make utilities infinite: those compare as they are.
+        scaled = [v / TIE_TOLERANCE for v in u]
+        key = [round(k) if math.isfinite(k) else k for k in scaled]
     order = sorted((j for j in range(m) if ok[j]), key=lambda j: (-key[j], cost[j], j))
     # The head as `choose` picks it: the cheapest (then earliest) within tolerance of the best.
     best = max(u[j] for j in range(m) if ok[j])

@@ -333,11 +333,6 @@ def test_an_unexpected_exception_is_one_internal_error_line(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy.rank_one rounds an infinite utility when cost_weight x cost overflows "
-    "(policy.py, outside the CLI); found by tests/security/test_fuzz.py",
-)
 def test_a_huge_cost_weight_routes_to_the_cheapest_model(
     router_dir: Path, recorded: list[str]
 ) -> None:

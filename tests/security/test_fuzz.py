@@ -666,13 +666,6 @@ def command_lines(draw: st.DrawFn, files: dict[str, str]) -> tuple[str, list[str
 
 
 BATCH_FAILED = re.compile(r"^\d+ of \d+ queries failed$")
-# Bugs outside the CLI and the data loaders that the fuzz found (see the report of the
-# change that added this file); the CLI shows them as one "internal error" line. Any other
-# internal error fails the fuzz.
-KNOWN_INTERNAL_ERRORS = (
-    # policy.rank_one: round() of an infinite utility when cost_weight x cost overflows
-    "error: internal error: OverflowError: cannot convert float infinity to integer",
-)
 
 
 def assert_clean_outcome(command: str, args: list[str], result: Result) -> None:
@@ -692,9 +685,7 @@ def assert_clean_outcome(command: str, args: list[str], result: Result) -> None:
     ):
         return
     assert len(lines) == 1 and lines[0].startswith("error: "), shown
-    if lines[0].startswith("error: internal error"):
-        assert lines[0].startswith(KNOWN_INTERNAL_ERRORS), shown
-        count("cli known internal error")
+    assert not lines[0].startswith("error: internal error"), shown
 
 
 @FUZZ
