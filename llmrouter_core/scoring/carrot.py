@@ -7,7 +7,7 @@ regressor on the query embedding, and picks the model with the best trade-off
 
 Here the quality estimator is k nearest neighbours or ridge regression (the estimator and its
 hyperparameter chosen together by cross-validated AIQ), and the cost estimator is
-:class:`~llmrouter_core.routers._zoo.FeatureCostModel`: the prompt-length cost model corrected,
+:class:`~llmrouter_core.training.costs.FeatureCostModel`: the prompt-length cost model corrected,
 per model, by a ridge regression of the log-cost on the query features (code questions get
 long answers, multiple-choice questions one letter). The cost estimator is the one every zoo
 router uses by default; ``carrot`` is the family where it is the point.

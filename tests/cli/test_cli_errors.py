@@ -140,7 +140,7 @@ def test_a_failure_while_writing_leaves_no_partial_file(
     router_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An interruption in the second chunk (after 2,048 rows were written) removes OUT.partial."""
-    import llmrouter_core.policy as policy
+    import llmrouter_core.policy.ranking as policy
 
     real = policy.choose
     calls = {"n": 0}
@@ -205,8 +205,7 @@ def test_route_accepts_inf_cost_weight_as_cheapest(router_dir: Path, tmp_path: P
 @pytest.fixture
 def no_slow_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record (and refuse) loading the router or the replay data."""
-    import llmrouter_core.routers.persistence as persistence
-
+    import llmrouter_core.persistence as persistence
     import llmrouter_core.providers.replay as replay
 
     calls: list[str] = []
@@ -320,7 +319,7 @@ def test_infer_with_replay_prints_no_defect_report(router_dir: Path, recorded: l
 def test_an_unexpected_exception_is_one_internal_error_line(
     router_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import llmrouter_core.routers.persistence as persistence
+    import llmrouter_core.persistence as persistence
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom [/x]")

@@ -34,13 +34,13 @@ import pytest
 from click.testing import Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llmrouter_core.routers.registry import get_router
 from typer.testing import CliRunner
 
 from llmrouter_core.cli.main import app
 from llmrouter_core.data import RoutingData, load_data, load_dataset, save_canonical
 from llmrouter_core.errors import LLMRouterError
 from llmrouter_core.providers.replay import set_replay_data
+from llmrouter_core.registry import get_router
 
 EXAMPLES = int(os.environ.get("LLMROUTER_FUZZ_EXAMPLES", "200"))  # per property
 FUZZ = settings(

@@ -25,7 +25,7 @@ SECRET = "aws-secret-value-0123456789"
 PAYLOAD = """
 import pathlib
 pathlib.Path({marker!r}).write_text("the payload ran")
-from llmrouter_core.routers.supervised import LinearRouter as _Base
+from llmrouter_core.router import Router as _Base
 
 class LinearRouter(_Base):
     pass
