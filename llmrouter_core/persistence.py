@@ -237,8 +237,14 @@ def _check_shapes(router: Router) -> None:
             f"the saved router's parts do not fit together ({type(exc).__name__}: {exc})"
         ) from exc
     m = len(router.models_)
-    if q.shape != (1, m) or c.shape != (1, m) or not np.isfinite(q).all():
+    if (
+        q.shape != (1, m)
+        or c.shape != (1, m)
+        or not np.isfinite(q).all()
+        or not np.isfinite(c).all()
+        or (c < 0).any()
+    ):
         raise PersistenceError(
-            f"the saved router predicts {q.shape[1] if q.ndim == 2 else '?'} models' quality "
-            f"for a pool of {m}"
+            f"the saved router predicts {q.shape} qualities and {c.shape} costs for a pool of "
+            f"{m} models, or values that are not finite"
         )

@@ -320,4 +320,9 @@ class HashingEmbedder:
         return {"idf": self.idf_}
 
     def set_state(self, state: dict[str, npt.NDArray[Any]]) -> None:
-        self.idf_ = np.asarray(state["idf"], dtype=np.float32)
+        idf = np.asarray(state["idf"], dtype=np.float32)
+        if idf.shape != (self.n_features,) or not np.isfinite(idf).all():
+            raise ValueError(
+                f"the saved IDF has shape {idf.shape} for {self.n_features} hashed features"
+            )
+        self.idf_ = idf

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _N_BOOT = 200  # bootstrap resamples of the guard
 _TOP_TOLERANCE = 0.002  # how far the quality-seeking end may fall below the prior's
+_TOP_Z = 2.0  # the quality-seeking end must hold up to twice as many standard errors
 
 #: Members of the default stack: ridge, IRT, RouteLLM's bilinear model (pairwise recipe),
 #: clusters and tasks.
@@ -274,6 +275,6 @@ class _Judge:
             return 0.0
         outcomes = routed_outcomes(quality, s.cost_pred, s.scores, s.costs)
         comparison = compare(outcomes, self.prior, self.boot, self.weights)
-        if not comparison.top_holds(self.guard, _TOP_TOLERANCE):
+        if not comparison.top_holds(_TOP_Z * self.guard, _TOP_TOLERANCE):
             return -np.inf
         return comparison.lower_bound(self.guard)

@@ -245,10 +245,14 @@ def unpack_matrix(prefix: str, arrays: dict[str, Any]) -> Any:
     if prefix in arrays:
         return arrays[prefix]
     shape = tuple(int(v) for v in arrays[f"{prefix}.shape"])
-    return sp.csr_matrix(
+    matrix = sp.csr_matrix(
         (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
         shape=shape,
     )
+    # Saved files are untrusted: an index out of range would make scipy's compiled products
+    # read outside the arrays (a crash, not an error), so check every index once here.
+    matrix.check_format(full_check=True)
+    return matrix
 
 
 class MeanCostModel(CostModel):
