@@ -102,6 +102,9 @@ class Router(BaseEstimator):  # type: ignore[misc]
         best_params_: The chosen hyperparameters.
         cv_results_: Every candidate's cross-validated AIQ.
         calibration_: The knob's calibration on the training queries.
+        anchor_: The best training model (by mean score).
+        margin_: Predicted-utility gain needed to leave the anchor model (0: none; the
+            default router chooses it by cross-validation, see ``StackScorer.guard``).
         unmeasured_models_: Pool models without training data (left out).
     """
 
@@ -272,8 +275,10 @@ class Router(BaseEstimator):  # type: ignore[misc]
         if rows is not None:  # e.g. the LLM judge's rated slice (each prediction is a call)
             inputs = [inputs[i] for i in rows] if isinstance(inputs, list) else inputs[rows]
             cost_pred = cost_pred[rows]
+        self.anchor_ = int(np.argmax(self.prior_))
+        self.margin_ = float(selected.margin)
         quality = self._blended(self.scorer_.predict_many(inputs))
-        self.calibration_ = Calibration.from_predictions(quality, cost_pred)
+        self.calibration_ = Calibration.from_predictions(quality, cost_pred, self.bonus)
 
     def _new_embedder(self) -> Embedder:
         return get_embedder(self.embedder, **(self.embedder_params or {}))
@@ -312,6 +317,26 @@ class Router(BaseEstimator):  # type: ignore[misc]
         self._check_fitted()
         queries = check_queries(queries)
         return self.cost_model_.predict(queries, self._features(queries))
+
+    @property
+    def bonus(self) -> FloatArray | None:
+        """The utility bonus per model that routing adds (the anchor margin), or ``None``."""
+        margin = float(getattr(self, "margin_", 0.0))
+        if margin <= 0:
+            return None
+        out = np.zeros(len(self.models_))
+        out[self.anchor_] = margin
+        return out
+
+    def choices(
+        self, quality: FloatArray, cost: FloatArray, cost_weights: Sequence[float]
+    ) -> npt.NDArray[np.intp]:
+        """The model each query goes to at each cost weight, ``(len(cost_weights), n)``,
+        given this router's predictions (routing's own ranking, anchor margin included)."""
+        ranked = quality if self.bonus is None else quality + self.bonus
+        if not len(cost_weights):
+            return np.empty((0, quality.shape[0]), dtype=np.intp)
+        return np.stack([choose(ranked, cost, w) for w in cost_weights])
 
     # -- the knob ----------------------------------------------------------------------
     @property
@@ -417,6 +442,7 @@ class Router(BaseEstimator):  # type: ignore[misc]
             calibration=self.calibration_,
             default_cost_weight=self.default_cost_weight,
             mask=eligible(self.models_, c, allowed, max_cost),
+            bonus=self.bonus,
         )
         return chosen.decide(q, c, context)
 
@@ -428,9 +454,7 @@ class Router(BaseEstimator):  # type: ignore[misc]
         One prediction pass serves every operating point (used by sweeps and evaluation).
         """
         q, c = self.predict(queries)
-        if not len(cost_weights):
-            return np.empty((0, len(queries)), dtype=np.intp)
-        return np.stack([choose(q, c, w) for w in cost_weights])
+        return self.choices(q, c, cost_weights)
 
     # -- online learning -------------------------------------------------------------------
     def feedback(self, query: str, model: str, score: float) -> None:

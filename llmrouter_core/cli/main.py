@@ -208,7 +208,6 @@ def route(
 ) -> None:
     """Route queries at one or several operating points; one JSON line per (query, point)."""
     from llmrouter_core.persistence import load_router
-    from llmrouter_core.policy.ranking import choose
 
     setup_logging(verbose)
     given = sum(x is not None for x in (sweep, cost_weight, budget))
@@ -246,7 +245,7 @@ def route(
                 for start in range(0, len(texts), chunk):
                     part = texts[start : start + chunk]
                     q, c = model.predict(part)
-                    choices = [choose(q, c, w) for w in weights]
+                    choices = model.choices(q, c, weights)
                     for i in range(len(part)):
                         qid = ids[start + i]
                         for k, w in enumerate(weights):

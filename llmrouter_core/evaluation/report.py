@@ -442,6 +442,9 @@ def evaluate(
         quality_pred, cost_pred = router.predict(data.queries)
         predict_seconds = time.perf_counter() - start
         choices = choices_for_weights(quality_pred, cost_pred, data, weights)
+        own = getattr(router, "choices", None)
+        if callable(own):  # the router's own ranking (e.g. an anchor margin)
+            choices = np.asarray(own(quality_pred, cost_pred, weights), dtype=np.intp)
     curve = curve_from_choices(choices, data, weights, total_costs=total_costs)
 
     singles = single_model_points(data)

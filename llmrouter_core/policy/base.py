@@ -42,13 +42,17 @@ class Calibration:
     mean_quality: tuple[float, ...]
 
     @classmethod
-    def from_predictions(cls, quality: FloatArray, cost: FloatArray) -> Calibration:
-        """The curve of routing ``quality`` / ``cost`` (``(n, m)``) over the weight grid."""
+    def from_predictions(
+        cls, quality: FloatArray, cost: FloatArray, bonus: FloatArray | None = None
+    ) -> Calibration:
+        """The curve of routing ``quality`` / ``cost`` (``(n, m)``) over the weight grid (with
+        the router's utility ``bonus`` per model, if any)."""
         grid = cost_weight_grid(cost)
         rows = np.arange(quality.shape[0])
+        ranked = quality if bonus is None else quality + bonus
         mean_cost, mean_quality = [], []
         for w in grid:
-            idx = choose(quality, cost, w)
+            idx = choose(ranked, cost, w)
             mean_cost.append(float(cost[rows, idx].mean()))
             mean_quality.append(float(quality[rows, idx].mean()))
         return cls(tuple(grid), tuple(mean_cost), tuple(mean_quality))
@@ -134,6 +138,9 @@ class RouteContext:
         default_cost_weight: The cost weight when a policy names none.
         mask: ``(n, m)`` eligible models per query (``allowed`` and ``max_cost``), or
             ``None`` when every model is eligible.
+        bonus: A utility bonus per model (the router's anchor margin: leave the anchor model
+            only for a predicted gain above it), or ``None``. Decisions report the predicted
+            quality without it.
     """
 
     models: tuple[str, ...]
@@ -141,6 +148,7 @@ class RouteContext:
     calibration: Calibration | None = None
     default_cost_weight: float = 0.0
     mask: Mask | None = None
+    bonus: FloatArray | None = None
 
     def row_mask(self, i: int) -> Mask | None:
         return None if self.mask is None else self.mask[i]
@@ -219,20 +227,21 @@ def decisions(
     or one per row). ``reason`` is appended to the default explanation."""
     models = context.models
     n = quality.shape[0]
-    q_rows, c_rows = quality.tolist(), cost.tolist()
+    ranked = quality if context.bonus is None else quality + context.bonus
+    q_rows, r_rows, c_rows = quality.tolist(), ranked.tolist(), cost.tolist()
     per_row = not isinstance(weights, int | float)
     if per_row:
         row_weights = [float(w) for w in weights]  # type: ignore[union-attr]
         orders: list[Any] = [
-            rank_one(q_rows[i], c_rows[i], row_weights[i], _row(context, i)) for i in range(n)
+            rank_one(r_rows[i], c_rows[i], row_weights[i], _row(context, i)) for i in range(n)
         ]
     else:
         w = float(weights)  # type: ignore[arg-type]
         row_weights = [w] * n
         if n == 1:  # one query: plain Python, same result as rank_rows
-            orders = [rank_one(q_rows[0], c_rows[0], w, _row(context, 0))]
+            orders = [rank_one(r_rows[0], c_rows[0], w, _row(context, 0))]
         else:
-            orders = rank_rows(quality, cost, w, context.mask)
+            orders = rank_rows(ranked, cost, w, context.mask)
     out = []
     for i in range(n):
         order = orders[i]

@@ -170,6 +170,9 @@ class Selected:
     params: dict[str, Any] = field(default_factory=dict)
     cv_score: float | None = None
     report: list[dict[str, Any]] = field(default_factory=list)
+    #: Utility margin of the anchor model (the best training model): the router leaves it
+    #: only for a predicted gain above this (0: no anchor).
+    margin: float = 0.0
 
 
 class Scorer(BaseEstimator):  # type: ignore[misc]

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 _N_BOOT = 200  # bootstrap resamples of the guard
 _TOP_TOLERANCE = 0.002  # how far the quality-seeking end may fall below the prior's
 _TOP_Z = 2.0  # the quality-seeking end must hold up to twice as many standard errors
+#: Candidate utility margins of the anchor model (the best training model): routing leaves
+#: it only for a predicted gain above the margin.
+MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
 
 #: Members of the default stack: ridge, IRT, RouteLLM's bilinear model (pairwise recipe),
 #: clusters and tasks.
@@ -59,10 +62,12 @@ class StackScorer(Scorer):
         weight_steps: Resolution of the simplex grid of member weights.
         n_components: Dense dimensions of the projection shared by the latent members.
         guard: How sure the cross-validation must be before the stack leaves the prior (the
-            best single model for each budget): weights are chosen by the AIQ gain over the
-            prior less ``guard`` bootstrap standard errors, among those whose quality-seeking
-            end is, ``guard`` standard errors down, within 0.002 of the prior's. ``0`` takes
-            the highest cross-validated AIQ.
+            best single model for each budget). Weights are chosen by the AIQ gain over the
+            prior less ``guard`` bootstrap standard errors (resampling queries; with task
+            labels, every task weighs the same). Then the router's anchor margin: routing
+            leaves the best training model only for a predicted gain above it, the smallest
+            margin whose quality-seeking end is, ``2 x guard`` standard errors down, within
+            0.002 of the prior's. ``0`` takes the highest cross-validated AIQ and no margin.
 
     Example:
         >>> StackScorer(members=("ridge", "knn")).members
@@ -170,8 +175,10 @@ class StackScorer(Scorer):
             if top is None or score > top[0] + 1e-12:
                 top = (score, weights, q)
         assert top is not None
-        cv_aiq = selection.score(top[2])
         weights = top[1]
+        margin = judge.margin(top[2], prior_oof) if weights[-1] < 1.0 else 0.0
+        report.append({"margin": margin})
+        cv_aiq = selection.score(top[2])
         kept: list[Scorer] = []
         kept_weights: list[float] = []
         for w, member, (_, params, _) in zip(weights[:-1], members, best, strict=True):
@@ -190,8 +197,11 @@ class StackScorer(Scorer):
             "members": {n: b[1] for n, b in zip(names, best, strict=True)},
             "weights": dict(zip([*names, "prior"], weights, strict=True)),
         }
-        logger.info("stack: weights %s (cv AIQ %.4f)", params["weights"], cv_aiq)
-        return Selected(fitted, float(1.0 - weights[-1]), params, cv_aiq, report)
+        params["margin"] = margin
+        logger.info(
+            "stack: weights %s, margin %g (cv AIQ %.4f)", params["weights"], margin, cv_aiq
+        )
+        return Selected(fitted, float(1.0 - weights[-1]), params, cv_aiq, report, margin)
 
     def _fit(self, X: Any, Y: FloatArray, params: dict[str, Any], context: FitContext) -> None:
         raise NotImplementedError(
@@ -251,9 +261,13 @@ def _member_context(context: FitContext, member: Scorer) -> FitContext:
 
 
 class _Judge:
-    """The criterion of the weight search: cross-validated AIQ (``guard`` 0), or the AIQ gain
-    over the prior less ``guard`` bootstrap standard errors, for weights whose quality-seeking
-    end holds up against the prior's (others score ``-inf``; the prior alone scores 0)."""
+    """The criteria of the stack's choices.
+
+    Weights: cross-validated AIQ (``guard`` 0), or the AIQ gain over the prior less ``guard``
+    bootstrap standard errors (the prior alone scores 0). Then the anchor margin: the smallest
+    of :data:`MARGINS` whose quality-seeking end holds up against the prior's (``_TOP_Z x
+    guard`` standard errors down, within 0.002), among those with the best such AIQ bound.
+    """
 
     def __init__(
         self, selection: Selection, prior_oof: FloatArray, guard: float, context: FitContext
@@ -267,14 +281,32 @@ class _Judge:
             self.weights = balanced_weights(n, context.tasks)
             self.boot = bootstrap_weights(n, _N_BOOT, context.random_state, context.tasks)
 
-    def __call__(self, quality: FloatArray, is_prior: bool) -> float:
+    def _compare(self, quality: FloatArray) -> Any:
         s = self.selection
+        outcomes = routed_outcomes(quality, s.cost_pred, s.scores, s.costs)
+        return compare(outcomes, self.prior, self.boot, self.weights)
+
+    def __call__(self, quality: FloatArray, is_prior: bool) -> float:
         if self.guard <= 0:
-            return s.score(quality)
+            return self.selection.score(quality)
         if is_prior:
             return 0.0
-        outcomes = routed_outcomes(quality, s.cost_pred, s.scores, s.costs)
-        comparison = compare(outcomes, self.prior, self.boot, self.weights)
-        if not comparison.top_holds(_TOP_Z * self.guard, _TOP_TOLERANCE):
-            return -np.inf
-        return comparison.lower_bound(self.guard)
+        return float(self._compare(quality).lower_bound(self.guard))
+
+    def margin(self, quality: FloatArray, prior_oof: FloatArray) -> float:
+        """The anchor margin for the chosen out-of-fold ``quality`` (each row's anchor: the
+        best model of the folds that predicted it)."""
+        if self.guard <= 0:
+            return 0.0
+        anchor = np.zeros_like(quality)
+        anchor[np.arange(quality.shape[0]), np.argmax(prior_oof, axis=1)] = 1.0
+        best: tuple[float, float] | None = None
+        for margin in MARGINS:
+            comparison = self._compare(quality + margin * anchor)
+            if not comparison.top_holds(_TOP_Z * self.guard, _TOP_TOLERANCE):
+                continue
+            bound = float(comparison.lower_bound(self.guard))
+            if best is None or bound > best[0] + 1e-12:
+                best = (bound, margin)
+        # The largest margin keeps the anchor at the quality-seeking end: it always holds.
+        return MARGINS[-1] if best is None else best[1]

@@ -140,18 +140,18 @@ def test_a_failure_while_writing_leaves_no_partial_file(
     router_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An interruption in the second chunk (after 2,048 rows were written) removes OUT.partial."""
-    import llmrouter_core.policy.ranking as policy
+    from llmrouter_core.router import Router
 
-    real = policy.choose
+    real = Router.choices
     calls = {"n": 0}
 
-    def choose(*args: Any, **kwargs: Any) -> Any:
+    def choices(self: Router, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] > 1:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(policy, "choose", choose)
+    monkeypatch.setattr(Router, "choices", choices)
     texts = [f"Question number {i}: what is {i} squared?" for i in range(2100)]
     queries = write_queries(tmp_path / "q.jsonl", texts)
     out = tmp_path / "routes.jsonl"
