@@ -349,80 +349,22 @@ def _acceptor(ex: Executor, cascade: CascadePlan) -> Any:
 
 
 def _check_models(ex: Executor, models: tuple[str, ...]) -> None:
-    unknown = [m for m in models if m not in ex.pool]
+    unknown = [m for m in models if m not in ex.models]
     if unknown:
         raise UnknownModelError(
-            f"the plan names models the executor's pool lacks: {', '.join(unknown)}"
+            f"the plan names models the router does not know: {', '.join(unknown)}"
         )
 
 
 # -- cascade drivers -----------------------------------------------------------------------------
+# One sync and one async driver; each yields the streamed chunks (``stream=True``) and ends
+# with the result, so ``complete`` / ``acomplete`` take the last item.
 
 
-def _run_cascade(ex: Executor, plan: Plan, completion: Callable[..., Any]) -> ExecutionResult:
-    run = CascadeRun(ex, plan)
-    acceptor: Any = _acceptor(ex, run.cascade) if len(run.cascade.stages) > 1 else None
-
-    def call(messages: Any, model: str, **kwargs: Any) -> ExecutionResult:
-        side = run.side_plan(messages, model, kwargs)
-        try:
-            result = run_complete(AttemptLoop(ex, side), completion)
-        except _FAILURES as exc:
-            run.side_done(exc)
-            raise
-        run.side_done(result)
-        return result
-
-    action: Any = run.start()
-    while True:
-        if isinstance(action, CallStage):
-            try:
-                result = run_complete(AttemptLoop(ex, action.plan), completion)
-            except _FAILURES as exc:
-                action = run.failed(exc)
-            else:
-                action = run.answered(result)
-        elif isinstance(action, Judge):
-            action = run.judged(acceptor.score(action.stage, call))
-        else:
-            return _finish(action)
-
-
-async def _arun_cascade(
-    ex: Executor, plan: Plan, acompletion: Callable[..., Awaitable[Any]]
-) -> ExecutionResult:
-    run = CascadeRun(ex, plan)
-    acceptor: Any = _acceptor(ex, run.cascade) if len(run.cascade.stages) > 1 else None
-
-    async def acall(messages: Any, model: str, **kwargs: Any) -> ExecutionResult:
-        side = run.side_plan(messages, model, kwargs)
-        try:
-            result = await run_acomplete(AttemptLoop(ex, side), acompletion)
-        except _FAILURES as exc:
-            run.side_done(exc)
-            raise
-        run.side_done(result)
-        return result
-
-    action: Any = run.start()
-    while True:
-        if isinstance(action, CallStage):
-            try:
-                result = await run_acomplete(AttemptLoop(ex, action.plan), acompletion)
-            except _FAILURES as exc:
-                action = run.failed(exc)
-            else:
-                action = run.answered(result)
-        elif isinstance(action, Judge):
-            action = run.judged(await acceptor.ascore(action.stage, acall))
-        else:
-            return _finish(action)
-
-
-def _stream_cascade(
-    ex: Executor, plan: Plan, completion: Callable[..., Any]
+def _cascade(
+    ex: Executor, plan: Plan, completion: Callable[..., Any], *, stream: bool
 ) -> Iterator[StreamChunk | ExecutionResult]:
-    run = CascadeRun(ex, plan, stream=True)
+    run = CascadeRun(ex, plan, stream=stream)
     acceptor: Any = _acceptor(ex, run.cascade) if len(run.cascade.stages) > 1 else None
 
     def call(messages: Any, model: str, **kwargs: Any) -> ExecutionResult:
@@ -437,40 +379,38 @@ def _stream_cascade(
 
     action: Any = run.start()
     while True:
-        if isinstance(action, CallStage) and action.stream:
+        if isinstance(action, CallStage):
             final: ExecutionResult | None = None
             try:
-                for item in run_stream(AttemptLoop(ex, action.plan, stream=True), completion):
-                    if isinstance(item, ExecutionResult):
-                        final = item
-                    else:
-                        yield item
+                if action.stream:
+                    loop = AttemptLoop(ex, action.plan, stream=True)
+                    for item in run_stream(loop, completion):
+                        if isinstance(item, ExecutionResult):
+                            final = item
+                        else:
+                            yield item
+                else:
+                    final = run_complete(AttemptLoop(ex, action.plan), completion)
             except StreamInterruptedError:
                 raise  # text was delivered: no other answer can follow it
             except _FAILURES as exc:
                 action = run.failed(exc)
             else:
                 assert final is not None
-                run.streamed_step = len(run.steps)
+                if action.stream:
+                    run.streamed_step = len(run.steps)
                 action = run.answered(final)
-        elif isinstance(action, CallStage):
-            try:
-                result = run_complete(AttemptLoop(ex, action.plan), completion)
-            except _FAILURES as exc:
-                action = run.failed(exc)
-            else:
-                action = run.answered(result)
         elif isinstance(action, Judge):
             action = run.judged(acceptor.score(action.stage, call))
         else:
-            yield from _finish_stream(action)
+            yield from _finish_stream(action) if stream else [_finish(action)]
             return
 
 
-async def _astream_cascade(
-    ex: Executor, plan: Plan, acompletion: Callable[..., Awaitable[Any]]
+async def _acascade(
+    ex: Executor, plan: Plan, acompletion: Callable[..., Awaitable[Any]], *, stream: bool
 ) -> AsyncGenerator[StreamChunk | ExecutionResult, None]:
-    run = CascadeRun(ex, plan, stream=True)
+    run = CascadeRun(ex, plan, stream=stream)
     acceptor: Any = _acceptor(ex, run.cascade) if len(run.cascade.stages) > 1 else None
 
     async def acall(messages: Any, model: str, **kwargs: Any) -> ExecutionResult:
@@ -485,36 +425,34 @@ async def _astream_cascade(
 
     action: Any = run.start()
     while True:
-        if isinstance(action, CallStage) and action.stream:
+        if isinstance(action, CallStage):
             final: ExecutionResult | None = None
-            driver = run_astream(AttemptLoop(ex, action.plan, stream=True), acompletion)
             try:
-                async for item in driver:
-                    if isinstance(item, ExecutionResult):
-                        final = item
-                    else:
-                        yield item
+                if action.stream:
+                    driver = run_astream(AttemptLoop(ex, action.plan, stream=True), acompletion)
+                    try:
+                        async for item in driver:
+                            if isinstance(item, ExecutionResult):
+                                final = item
+                            else:
+                                yield item
+                    finally:
+                        await driver.aclose()
+                else:
+                    final = await run_acomplete(AttemptLoop(ex, action.plan), acompletion)
             except StreamInterruptedError:
                 raise
             except _FAILURES as exc:
                 action = run.failed(exc)
             else:
                 assert final is not None
-                run.streamed_step = len(run.steps)
+                if action.stream:
+                    run.streamed_step = len(run.steps)
                 action = run.answered(final)
-            finally:
-                await driver.aclose()
-        elif isinstance(action, CallStage):
-            try:
-                result = await run_acomplete(AttemptLoop(ex, action.plan), acompletion)
-            except _FAILURES as exc:
-                action = run.failed(exc)
-            else:
-                action = run.answered(result)
         elif isinstance(action, Judge):
             action = run.judged(await acceptor.ascore(action.stage, acall))
         else:
-            for item in _finish_stream(action):
+            for item in _finish_stream(action) if stream else [_finish(action)]:
                 yield item
             return
 
@@ -669,7 +607,9 @@ def execute_plan(ex: Executor, plan: Plan, completion: Callable[..., Any]) -> Ex
     assert plan.decision is not None and plan.decision.plan is not None
     _check_models(ex, plan.decision.plan.models)
     if isinstance(plan.decision.plan, CascadePlan):
-        return _run_cascade(ex, plan, completion)
+        *_, result = _cascade(ex, plan, completion, stream=False)
+        assert isinstance(result, ExecutionResult)
+        return result
     return _run_fanout(ex, plan, completion)
 
 
@@ -680,7 +620,14 @@ async def aexecute_plan(
     assert plan.decision is not None and plan.decision.plan is not None
     _check_models(ex, plan.decision.plan.models)
     if isinstance(plan.decision.plan, CascadePlan):
-        return await _arun_cascade(ex, plan, acompletion)
+        driver = _acascade(ex, plan, acompletion, stream=False)
+        try:
+            async for item in driver:
+                if isinstance(item, ExecutionResult):
+                    return item
+        finally:
+            await driver.aclose()
+        raise AssertionError("the cascade ended without a result")  # pragma: no cover
     return await _arun_fanout(ex, plan, acompletion)
 
 
@@ -691,7 +638,7 @@ def stream_plan(
     assert plan.decision is not None and plan.decision.plan is not None
     _check_models(ex, plan.decision.plan.models)
     if isinstance(plan.decision.plan, CascadePlan):
-        yield from _stream_cascade(ex, plan, completion)
+        yield from _cascade(ex, plan, completion, stream=True)
         return
     result = _run_fanout(ex, plan, completion)
     yield from _finish_stream(Done(result=result))
@@ -704,7 +651,7 @@ async def astream_plan(
     assert plan.decision is not None and plan.decision.plan is not None
     _check_models(ex, plan.decision.plan.models)
     if isinstance(plan.decision.plan, CascadePlan):
-        driver = _astream_cascade(ex, plan, acompletion)
+        driver = _acascade(ex, plan, acompletion, stream=True)
         try:
             async for item in driver:
                 yield item

@@ -328,3 +328,22 @@ def test_fan_out_threads_share_the_budget() -> None:
         t.join()
     assert len(results) == 4 and len(provider.calls) == 12
     assert budget.spent == pytest.approx(sum(r.cost for r in results))
+
+
+def test_requests_routed_together_keep_their_own_policy() -> None:
+    provider, ex = setup()
+    fan = FanOutPolicy(k=2)
+
+    async def three() -> list[ExecutionResult]:
+        return list(
+            await asyncio.gather(
+                ex.acomplete(QUERY, policy=fan),
+                ex.acomplete(QUERY, policy=fan),
+                ex.acomplete(QUERY),
+            )
+        )
+
+    a, b, plain = asyncio.run(three())
+    assert isinstance(a.decision.plan, FanOutPlan) and a.decision == b.decision  # type: ignore[union-attr]
+    assert plain.decision is not None and plain.decision.plan is None and not plain.steps
+    assert len(provider.calls) == 5
