@@ -38,6 +38,7 @@ import numpy as np
 
 from llmrouter_core import get_router
 from llmrouter_core.benchmark import load_split, measure_latency
+from llmrouter_core.cascades import collect_verifications
 from llmrouter_core.evaluation import RouterEvaluation, evaluate, single_model_points
 
 
@@ -51,21 +52,41 @@ def _row(name: str, ev: RouterEvaluation, ref_score: float, extra: dict[str, Any
         f"{extra.get('train_s', math.nan):.1f}",
         f"{extra.get('route_p50_ms', math.nan):.2f}",
         f"{extra.get('score_p50_ms', math.nan):.2f}",
+        f"{extra.get('execute_p50_ms', math.nan):.2f}",
     ]
 
 
 def _score_latency(router: Any, test: Any, n: int = 200) -> float:
     """p50 ms of scoring one recorded answer at one cascade stage (no LLM call)."""
-    names = router.chain_
+    names = router.policy_.chain_
+    scorer = router.acceptor("frugalgpt")
     if len(names) < 2:
         return math.nan
     times = []
     for i in range(min(n, test.n_queries)):
         answers = {m: test.responses[i, test.model_index(m)] for m in names[:2]}
         start = time.perf_counter()
-        router.score_answers([test.queries[i]], [answers])
+        scorer.score_answers([test.queries[i]], [answers])
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def _execute_latency(router: Any, test: Any, n: int = 100) -> float:
+    """p50 ms of carrying out a whole cascade through the executor on recorded answers (the
+    replay provider), at the middle of the sweep."""
+    from llmrouter_core.execution import Executor
+    from llmrouter_core.providers.replay import replay_pool, set_replay_data
+
+    set_replay_data(test)
+    ex = Executor(router, pool=replay_pool(router.pool_), max_retries=0)
+    weight = router.sweep(9)[4]
+    times = []
+    for i in range(min(n, test.n_queries)):
+        start = time.perf_counter()
+        ex.complete(test.queries[i], cost_weight=weight)
+        times.append((time.perf_counter() - start) * 1e3)
+    set_replay_data(None)
+    return statistics.median(times[5:]) if len(times) > 5 else math.nan
 
 
 def main() -> None:
@@ -88,18 +109,20 @@ def main() -> None:
     frugal = get_router("frugalgpt").fit(train)
     train_s = time.perf_counter() - start
     lat = measure_latency(frugal, test.queries)
+    policy = frugal.policy_
     extra = {
         "train_s": train_s,
         "route_p50_ms": lat["route_p50_ms"],
         "score_p50_ms": _score_latency(frugal, test),
+        "execute_p50_ms": _execute_latency(frugal, test),
     }
     ev = evaluate(frugal, test, n_points=41, name="frugalgpt", train_seconds=train_s)
     rows.append(_row("frugalgpt (recorded answers)", ev, ref_score, extra))
     results["frugalgpt"] = {
         **extra,
-        "chain": frugal.chain_,
-        "label": frugal.label_,
-        "cv_aiq": frugal.cv_aiq_,
+        "chain": policy.chain_,
+        "label": policy.label_,
+        "cv_aiq": policy.cv_aiq_,
         "evaluation": ev.to_dict(),
     }
     for name in [r for r in args.references.split(",") if r]:
@@ -119,6 +142,7 @@ def main() -> None:
         "train s",
         "route p50 ms",
         "score one answer p50 ms",
+        "execute one cascade p50 ms (replay)",
     ]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -130,8 +154,8 @@ def main() -> None:
         f"{ev.single_hull_aiq:.4f}; oracle AIQ {ev.oracle_aiq:.4f}"
     )
     print(
-        f"frugalgpt: chain {' -> '.join(frugal.chain_)}; label {frugal.label_}; "
-        f"cross-validated AIQ on train {frugal.cv_aiq_:.4f}"
+        f"frugalgpt: chain {' -> '.join(policy.chain_)}; label {policy.label_}; "
+        f"cross-validated AIQ on train {policy.cv_aiq_:.4f}; AIQ on test {ev.aiq:.6f}"
     )
     print("frugalgpt distinct operating points on test, with mean calls per query:")
     calls = ev.meta.get("mean_calls", [])
@@ -176,9 +200,9 @@ def _automix(args: Any, train: Any, test: Any, frugal: Any, ref_score: float) ->
     pool = Pool([*replay_pool(router.pool_), replace(local)])
     ex = Executor(router, pool=pool, max_retries=0)
     start = time.perf_counter()
-    log = router.collect_verifications(part, ex)
+    log = collect_verifications(router, part, ex)
     seconds = time.perf_counter() - start
-    small = router.chain_[0]
+    small = router.policy_.chain_[0]
     correct = part.scores[:, part.model_index(small)]
     conf = log.confidence[:, 0]
     pos, neg = conf[correct > 0.5], conf[correct <= 0.5]
@@ -187,12 +211,13 @@ def _automix(args: Any, train: Any, test: Any, frugal: Any, ref_score: float) ->
         if pos.size and neg.size
         else math.nan
     )
-    ev = evaluate(router.use_verifications(log), part, n_points=21, name="automix")
+    router.policy_.use_verifications(log)
+    ev = evaluate(router, part, n_points=21, name="automix")
     ev_f = evaluate(frugal, part, n_points=21, name="frugalgpt")
     print(
         f"\nAutoMix on {part.n_queries} test queries (answers recorded; verifier "
         f"local/{args.automix_verifier} called for real, {args.automix_samples} samples each, "
-        f"{seconds:.0f} s): chain {' -> '.join(router.chain_)}"
+        f"{seconds:.0f} s): chain {' -> '.join(router.policy_.chain_)}"
     )
     print(
         f"  verdicts parsed {log.parsed_share:.0%}; AUC of the verifier's confidence for "

@@ -9,8 +9,9 @@ A router directory is untrusted input, like a downloaded model file:
 * loading reads arrays with ``allow_pickle=False`` (never unpickles); a user's estimator is
   read with ``skops.io``, which refuses any type outside its trusted set unless the caller
   names it (``trusted_types=``); the router name goes through
-  :func:`~llmrouter_core.registry.get_composition` and the scorer name through the fixed
-  scorer registry, which refuse anything unregistered *before* importing it;
+  :func:`~llmrouter_core.registry.get_composition`, the scorer name through the fixed
+  scorer registry and a trained policy's through :data:`llmrouter_core.cascades.POLICIES`,
+  which refuse anything unregistered *before* importing it;
 * endpoints and secrets are the caller's decision, not the file's: unless the caller passes
   ``trust_endpoints=True``, the saved pool's ``api_base``, ``api_key_env``, headers and
   credentials, and hyperparameters of the same kind (a judge's endpoint or key variable), are
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from llmrouter_core.errors import PersistenceError, UnknownRouterError
 from llmrouter_core.features import get_embedder
@@ -166,9 +168,9 @@ def _new_router(
             scorer = get_scorer(str(spec["name"]), **scorer_params)
         except ValueError as exc:
             raise PersistenceError(f"saved router: {exc}") from exc
-    policy = None
+    policy: Any = None
     if doc.get("policy") is not None:
-        policy = UtilityPolicy(_from_json(doc["policy"]).get("cost_weight"))
+        policy = _policy(_from_json(doc["policy"]))
     if isinstance(entry, type) and issubclass(entry, Router):
         router = entry(scorer=scorer, policy=policy, **params)
     else:
@@ -177,6 +179,31 @@ def _new_router(
             router.family = entry.family
     router.name = name
     return router
+
+
+def _policy(spec: Any) -> Any:
+    """The saved default policy: the knob, or a trained policy named in
+    :data:`llmrouter_core.cascades.POLICIES` (a name read from the file is never imported)."""
+    if not isinstance(spec, dict):
+        raise PersistenceError("the saved policy is not a JSON object")
+    kind = spec.get("kind", "utility")
+    if kind == "utility":
+        return UtilityPolicy(spec.get("cost_weight"))
+    from llmrouter_core.cascades import POLICIES
+
+    cls = POLICIES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise PersistenceError(
+            f"the saved router names an unknown policy {kind!r} (known: utility, "
+            f"{', '.join(POLICIES)})"
+        )
+    params = spec.get("params", {})
+    if not isinstance(params, dict):
+        raise PersistenceError("the saved policy parameters are not a JSON object")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise PersistenceError(f"saved {kind} policy: {exc}") from exc
 
 
 def _restore(
@@ -226,6 +253,15 @@ def _restore(
     else:
         scorer.set_state(_from_json(state["scorer"]), scorer_arrays)
     router.scorer_ = scorer
+    policy_state = state.get("policy")
+    if policy_state is not None:
+        if not callable(getattr(router.policy, "set_state", None)):
+            raise PersistenceError("the saved router has a trained policy's state but no policy")
+        trained = clone(router.policy)
+        trained.set_state(_from_json(policy_state), sub_arrays(arrays, "policy/"))
+        if any(m not in models for m in getattr(trained, "chain_", ())):
+            raise PersistenceError("the saved policy's chain names models outside the pool")
+        router.policy_ = trained
     tags = scorer.tags
     if not (tags.calls_models or tags.evaluation_only or kind == "measured"):
         _check_shapes(router)

@@ -4,7 +4,8 @@ Every registered name is a :class:`Composition`: a scorer, a recipe and router s
 (``"mf"`` = the bilinear scorer with the pairwise recipe; ``"single"`` = the prior scorer with
 each model's mean cost), so the CLI, saved routers and results keep their names. Keyword
 arguments of :func:`get_router` go to the scorer when it has a hyperparameter of that name,
-else to the router (``get_router("knn", n_neighbors=20, cv=5)``).
+then to a trained policy (FrugalGPT's, AutoMix's), else to the router
+(``get_router("knn", n_neighbors=20, cv=5)``, ``get_router("frugalgpt", max_length=3)``).
 
 Plugins register a composition or a :class:`Router` subclass through the entry-point group
 ``llmrouter.routers`` (``name = "package.module:object"``) or at run time with
@@ -60,6 +61,9 @@ class Composition:
             defaults of :func:`get_router`.
         scorer_params: Scorer hyperparameters of this method (defaults too).
         benchmark: Whether ``llmrouter benchmark`` trains it by default.
+        policy: A trained policy of :data:`llmrouter_core.cascades.POLICIES` (``"frugalgpt"``,
+            ``"automix"``) that the router fits and routes with, or ``None``.
+        policy_params: Its hyperparameters (defaults too).
     """
 
     scorer: str
@@ -68,31 +72,60 @@ class Composition:
     settings: Mapping[str, Any] = field(default_factory=dict)
     scorer_params: Mapping[str, Any] = field(default_factory=dict)
     benchmark: bool = True
+    policy: str | None = None
+    policy_params: Mapping[str, Any] = field(default_factory=dict)
+
+    def _policy_class(self) -> Any:
+        if self.policy is None:
+            return None
+        from llmrouter_core.cascades import POLICIES
+
+        if self.policy not in POLICIES:
+            raise UnknownRouterError(
+                f"unknown trained policy {self.policy!r}; known: {', '.join(POLICIES)}"
+            )
+        return POLICIES[self.policy]
 
     def build(self, name: str, **params: Any) -> Router:
-        """A new router of this composition; ``params`` override the defaults."""
+        """A new router of this composition; ``params`` override the defaults (a scorer
+        hyperparameter, then a trained policy's, then a router parameter)."""
         cls = scorer_class(self.scorer)
+        policy_cls = self._policy_class()
         scorer_keys = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        policy_keys = (
+            set()
+            if policy_cls is None
+            else set(inspect.signature(policy_cls.__init__).parameters) - {"self"}
+        )
         router_keys = set(inspect.signature(Router.__init__).parameters) - {"self", "scorer"}
+        if policy_cls is not None:
+            router_keys.discard("policy")
         scorer_params = dict(self.scorer_params)
+        policy_params = dict(self.policy_params)
         settings = dict(self.settings)
         for key, value in params.items():
             if key in scorer_keys:
                 scorer_params[key] = value
+            elif key in policy_keys:
+                policy_params[key] = value
             elif key in router_keys:
                 settings[key] = value
             else:
-                valid = sorted(scorer_keys | router_keys)
+                valid = sorted(scorer_keys | policy_keys | router_keys)
                 raise ValueError(f"invalid parameter {key!r} for router {name!r}; valid: {valid}")
         if "members" in scorer_params:  # a stack's members may be given as router names
             scorer_params["members"] = tuple(_member_spec(m) for m in scorer_params["members"])
+        if policy_cls is not None:
+            settings["policy"] = policy_cls(**policy_params)
         router = Router(cls(**scorer_params), **settings)
         router.name = name
         router.family = self.family
         return router
 
     def tags(self) -> Tags:
-        return scorer_class(self.scorer).tags
+        policy_cls = self._policy_class()
+        extra = None if policy_cls is None else policy_cls.tags
+        return scorer_class(self.scorer).tags.merged(extra)
 
 
 _TOKENS = {"cost_model": "tokens"}
@@ -181,6 +214,26 @@ _BUILTIN: dict[str, Composition] = {
     ),
     "smallest": Composition("smallest", "baseline", "Always the pool's smallest model", _CONSTANT),
     "largest": Composition("largest", "baseline", "Always the pool's largest model", _CONSTANT),
+    # Cascades: not in ``llmrouter benchmark`` by default (FrugalGPT needs recorded responses,
+    # which most datasets lack, and AutoMix real verifier calls); benchmarks/bench_cascades.py
+    # runs both.
+    "frugalgpt": Composition(
+        "prior",
+        "cascade",
+        "FrugalGPT: a chain called cheap to expensive until a scorer of the answer, trained on "
+        "recorded answers, accepts it",
+        {**_TOKENS, "blend": 1.0},
+        benchmark=False,
+        policy="frugalgpt",
+    ),
+    "automix": Composition(
+        "prior",
+        "cascade",
+        "AutoMix: the small model answers, a few-shot verifier checks it, escalate if unsure",
+        {**_TOKENS, "blend": 1.0},
+        benchmark=False,
+        policy="automix",
+    ),
     "oracle": Composition(
         "oracle",
         "baseline",

@@ -9,7 +9,9 @@
 * the **cost model** predicts each model's cost in USD (``"tokens"``: from the prompt's
   length; ``"features"``: corrected by the query features);
 * the **policy** turns predictions into a decision (the cost-quality knob, a budget, a
-  threshold, a cascade, a fan-out; :mod:`llmrouter_core.policy`).
+  threshold, a cascade, a fan-out; :mod:`llmrouter_core.policy`). A policy with learned
+  state (``fit(data, context)``: FrugalGPT's, AutoMix's, see :mod:`llmrouter_core.cascades`)
+  is fitted, as a copy, after the scorer (``policy_``) and routes by default.
 
 ``fit`` chooses the scorer's hyperparameters, and how far to trust it against each model's
 mean score, by cross-validated AIQ on the training data (so a scorer that does not beat "the
@@ -36,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 from llmrouter_core._math import clip_inplace
 from llmrouter_core.data.core import FloatArray, RoutingData
@@ -48,6 +50,7 @@ from llmrouter_core.policy import (
     BudgetPolicy,
     Calibration,
     Policy,
+    PolicyFitContext,
     RouteContext,
     ThresholdPolicy,
     UtilityPolicy,
@@ -84,7 +87,9 @@ class Router(BaseEstimator):  # type: ignore[misc]
         embedder_params: Keyword arguments of the embedder.
         cost_model: ``"features"`` or ``"tokens"`` (see the module docstring).
         policy: The default policy of :meth:`route` (``None``: the knob at
-            :attr:`default_cost_weight`).
+            :attr:`default_cost_weight`). A policy with a ``fit(data, context)`` method is
+            fitted (a copy, ``policy_``) after the scorer, and routes with the request's cost
+            weight or budget.
         recipe: The training recipe (``None``: the scorer's default).
         cv: Folds of the cross-validation that chooses hyperparameters and the blend.
         blend: Weight of the scorer against the per-model mean score (``None``: chosen by
@@ -101,7 +106,9 @@ class Router(BaseEstimator):  # type: ignore[misc]
         blend_: The chosen blend.
         best_params_: The chosen hyperparameters.
         cv_results_: Every candidate's cross-validated AIQ.
-        calibration_: The knob's calibration on the training queries.
+        calibration_: The knob's calibration on the training queries (a trained policy's
+            own, if it has one).
+        policy_: The fitted copy of a trained policy (absent for other policies).
         anchor_: The best training model (by mean score).
         margin_: Predicted-utility gain needed to leave the anchor model (0: none; the
             default router chooses it by cross-validation, see ``StackScorer.guard``).
@@ -167,8 +174,16 @@ class Router(BaseEstimator):  # type: ignore[misc]
 
     @property
     def tags(self) -> Tags:
-        """The capabilities of this router's scorer (see :class:`~.scoring.base.Tags`)."""
-        return (self.scorer_ if self.is_fitted else self._template()).tags
+        """The capabilities of this router's scorer and trained policy (see
+        :class:`~.scoring.base.Tags`)."""
+        tags = (self.scorer_ if self.is_fitted else self._template()).tags
+        extra = getattr(self.policy, "tags", None)
+        return tags.merged(extra if isinstance(extra, Tags) else None)
+
+    @property
+    def trained_policy(self) -> Any:
+        """The fitted trained policy (``policy_``), or ``None``."""
+        return getattr(self, "policy_", None)
 
     def _check_params(self, scorer: Scorer) -> str:
         if self.cost_model not in COST_MODELS:
@@ -279,6 +294,28 @@ class Router(BaseEstimator):  # type: ignore[misc]
         self.margin_ = float(selected.margin)
         quality = self._blended(self.scorer_.predict_many(inputs))
         self.calibration_ = Calibration.from_predictions(quality, cost_pred, self.bonus)
+        if callable(getattr(self.policy, "fit", None)):
+            self._fit_policy(data, quality, cost_pred, rows)
+
+    def _fit_policy(
+        self, data: RoutingData, quality: FloatArray, cost: FloatArray, rows: Any
+    ) -> None:
+        """Fit a copy of the trained policy on the training data and this router's own
+        predictions of it; its calibration, if it has one, replaces the knob's."""
+        policy = clone(self.policy, safe=False)
+        context = PolicyFitContext(
+            models=tuple(self.models_),
+            quality=quality,
+            cost=cost,
+            rows=None if rows is None else np.asarray(rows, dtype=np.intp),
+            cv=int(self.cv),
+            random_state=int(self.random_state),
+        )
+        fitted = policy.fit(data, context)
+        self.policy_ = policy if fitted is None else fitted
+        calibration = getattr(self.policy_, "calibration_", None)
+        if isinstance(calibration, Calibration):
+            self.calibration_ = calibration
 
     def _new_embedder(self) -> Embedder:
         return get_embedder(self.embedder, **(self.embedder_params or {}))
@@ -328,22 +365,14 @@ class Router(BaseEstimator):  # type: ignore[misc]
         out[self.anchor_] = margin
         return out
 
-    def choices(
-        self, quality: FloatArray, cost: FloatArray, cost_weights: Sequence[float]
-    ) -> npt.NDArray[np.intp]:
-        """The model each query goes to at each cost weight, ``(len(cost_weights), n)``,
-        given this router's predictions (routing's own ranking, anchor margin included)."""
-        ranked = quality if self.bonus is None else quality + self.bonus
-        if not len(cost_weights):
-            return np.empty((0, quality.shape[0]), dtype=np.intp)
-        return np.stack([choose(ranked, cost, w) for w in cost_weights])
-
     # -- the knob ----------------------------------------------------------------------
     @property
     def default_cost_weight(self) -> float:
-        """The cost weight used when none is given: quality first, ties to the cheaper."""
-        if isinstance(self.policy, UtilityPolicy) and self.policy.cost_weight is not None:
-            return float(self.policy.cost_weight)
+        """The cost weight used when none is given: the policy's ``cost_weight`` if it has
+        one, else 0 (quality first, ties to the cheaper)."""
+        weight = getattr(self.policy, "cost_weight", None)
+        if isinstance(weight, int | float) and not isinstance(weight, bool):
+            return float(weight)
         return 0.0
 
     def sweep(self, n_points: int = 21) -> list[float]:
@@ -365,24 +394,38 @@ class Router(BaseEstimator):  # type: ignore[misc]
         cost_weight: float | None,
         budget: float | None,
         threshold: float | None,
-    ) -> Policy:
-        given = [x for x in (cost_weight, budget, threshold) if x is not None]
-        if len(given) > 1 or (policy is not None and given):
+    ) -> tuple[Policy, float]:
+        """The policy that decides, and the cost weight it reads when it names none."""
+        given = [x for x in (budget, threshold) if x is not None]
+        if cost_weight is not None:
+            given.append(cost_weight)
+        if len(given) > 1 or (policy is not None and (budget is not None or threshold is not None)):
             raise ValueError("give one of policy, cost_weight, budget or threshold")
+        weight = self.default_cost_weight if cost_weight is None else check_cost_weight(cost_weight)
         if policy is not None:
             if not isinstance(policy, Policy):
                 raise TypeError(
                     f"policy must have a decide(quality, cost, context) method, got "
                     f"{type(policy).__name__}"
                 )
-            return policy
+            return policy, weight  # a cost weight given with it is the one it reads
+        trained = self.trained_policy
+        if trained is not None:
+            if threshold is not None:
+                raise ValueError(
+                    f"the {self.name} router's {type(trained).__name__} has no two-model "
+                    "threshold form; give cost_weight or budget"
+                )
+            if budget is not None:
+                weight = self.calibration_.weight_for_budget(budget)
+            return trained, weight
         if cost_weight is not None:
-            return UtilityPolicy(check_cost_weight(cost_weight))
+            return UtilityPolicy(weight), weight
         if budget is not None:
-            return BudgetPolicy(budget)
+            return BudgetPolicy(budget), weight
         if threshold is not None:
-            return ThresholdPolicy(threshold)
-        return self.policy if self.policy is not None else UtilityPolicy()
+            return ThresholdPolicy(threshold), weight
+        return (self.policy if self.policy is not None else UtilityPolicy()), weight
 
     def route(
         self,
@@ -404,7 +447,8 @@ class Router(BaseEstimator):  # type: ignore[misc]
             budget: Alternatively, a target mean cost per query in USD.
             threshold: Alternatively, for two-model pools: take the costlier model when its
                 predicted quality gain over the cheaper one exceeds ``threshold``.
-            policy: Any :class:`~llmrouter_core.policy.Policy` (a cascade, a fan-out, ...).
+            policy: Any :class:`~llmrouter_core.policy.Policy` (a cascade, a fan-out, ...);
+                with ``cost_weight``, the weight it reads when it names none.
             allowed: Restrict the choice to these models (e.g. those that support tools).
             max_cost: Leave out models whose predicted cost exceeds this many USD.
 
@@ -434,27 +478,82 @@ class Router(BaseEstimator):  # type: ignore[misc]
     ) -> list[Decision]:
         """Route many queries at once (vectorised prediction); arguments as :meth:`route`."""
         self._check_fitted()
-        chosen = self._policy_for(policy, cost_weight, budget, threshold)
+        chosen, weight = self._policy_for(policy, cost_weight, budget, threshold)
         q, c = self.predict(queries)
-        context = RouteContext(
+        return chosen.decide(
+            q, c, self._context(weight, eligible(self.models_, c, allowed, max_cost))
+        )
+
+    def _context(self, weight: float, mask: Any = None) -> RouteContext:
+        return RouteContext(
             models=tuple(self.models_),
             router=self.name,
             calibration=self.calibration_,
-            default_cost_weight=self.default_cost_weight,
-            mask=eligible(self.models_, c, allowed, max_cost),
+            default_cost_weight=weight,
+            mask=mask,
             bonus=self.bonus,
         )
-        return chosen.decide(q, c, context)
 
     def choose_indices(
         self, queries: Sequence[str], cost_weights: Sequence[float]
     ) -> npt.NDArray[np.intp]:
-        """Chosen model index per (operating point, query): ``(len(cost_weights), n)``.
+        """Chosen model index per (operating point, query): ``(len(cost_weights), n)`` (with
+        a trained policy: the first model its decisions call).
 
         One prediction pass serves every operating point (used by sweeps and evaluation).
         """
         q, c = self.predict(queries)
         return self.choices(q, c, cost_weights)
+
+    def choices(
+        self, quality: FloatArray, cost: FloatArray, cost_weights: Sequence[float]
+    ) -> npt.NDArray[np.intp]:
+        """The model each query goes to at each cost weight, ``(len(cost_weights), n)``,
+        given this router's predictions: routing's own ranking (the anchor margin included;
+        with a trained policy, the first model its decisions call)."""
+        if not len(cost_weights):
+            return np.empty((0, quality.shape[0]), dtype=np.intp)
+        trained = self.trained_policy
+        if trained is None:
+            ranked = quality if self.bonus is None else quality + self.bonus
+            return np.stack([choose(ranked, cost, w) for w in cost_weights])
+        index = {m: j for j, m in enumerate(self.models_)}
+        rows = []
+        for w in cost_weights:
+            chosen = trained.decide(quality, cost, self._context(float(w)))
+            rows.append([index[d.model] for d in chosen])
+        return np.asarray(rows, dtype=np.intp)
+
+    # -- cascades ----------------------------------------------------------------------------
+    def acceptor(self, name: str) -> Any:
+        """The object that scores a cascade stage's answer for a
+        :class:`~llmrouter_core.decision.CascadePlan` whose acceptor is ``name`` (the executor
+        asks it; see :mod:`llmrouter_core.execution.plans`).
+
+        * ``"frugalgpt"``: the trained answer scorer of a router fitted with
+          :class:`~llmrouter_core.cascades.FrugalGPTPolicy`;
+        * ``"verify"``: AutoMix's verifier: the trained policy's (AutoMix's own settings), or
+          else a default :class:`~llmrouter_core.cascades.Verifier` (each stage's model
+          verifies its own answer), so ``CascadePolicy(acceptor="verify")`` works with every
+          scorer.
+
+        Raises:
+            ValueError: No acceptor of that name for this router.
+        """
+        trained = self.trained_policy
+        own = getattr(trained, "acceptor", None)
+        found = own(name) if callable(own) else None
+        if found is not None:
+            return found
+        if name == "verify":
+            from llmrouter_core.cascades.automix import Verifier
+
+            return Verifier()
+        raise ValueError(
+            f"the {self.name} router has no cascade acceptor {name!r}: 'verify' works with "
+            "every router; 'frugalgpt' needs one fitted with FrugalGPT's policy "
+            "(get_router('frugalgpt'))"
+        )
 
     # -- online learning -------------------------------------------------------------------
     def feedback(self, query: str, model: str, score: float) -> None:

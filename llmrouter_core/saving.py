@@ -67,15 +67,32 @@ def _scorer_spec(router: Router) -> dict[str, Any]:
 
 
 def _policy_spec(router: Router) -> dict[str, Any] | None:
-    policy = router.policy
+    policy: Any = router.policy
     if policy is None:
         return None
     if type(policy) is UtilityPolicy:
         return {"kind": "utility", "cost_weight": _json_safe(policy.cost_weight, "policy")}
+    if callable(getattr(policy, "fit", None)):
+        from llmrouter_core.cascades import policy_name
+
+        name = policy_name(policy)
+        if name is not None:
+            params = _json_safe(policy.get_params(deep=False), "policy parameters")
+            return {"kind": name, "params": params}
     raise PersistenceError(
-        f"a router with a {type(policy).__name__} default policy cannot be saved; save it "
-        "without one and pass the policy to route()"
+        f"a router with a {type(policy).__name__} default policy cannot be saved (only the "
+        "knob and the registered trained policies can); save it without one and pass the "
+        "policy to route()"
     )
+
+
+def _policy_state(router: Router) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A trained policy's fitted state: JSON metadata and arrays (``policy/...``)."""
+    trained = getattr(router, "policy_", None)
+    if trained is None:
+        return None, {}
+    meta, arrays = trained.get_state()
+    return _json_safe(meta, "policy state"), {f"policy/{k}": v for k, v in arrays.items()}
 
 
 def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
@@ -111,6 +128,8 @@ def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
         arrays.update({f"embedder/{k}": v for k, v in router.embedder_.get_state().items()})
     if router.projector_ is not None:
         arrays.update({f"proj/{k}": v for k, v in router.projector_.get_state().items()})
+    policy_meta, policy_arrays = _policy_state(router)
+    arrays.update(policy_arrays)
     for key, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise PersistenceError(f"array {key!r} has dtype object; only numeric arrays are saved")
@@ -151,6 +170,7 @@ def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
             if embedder is None
             else {"name": embedder.name, "config": _json_safe(embedder.get_config(), "embedder")},
             "projector": router.projector_ is not None,
+            "policy": policy_meta,
         },
     }
     out.parent.mkdir(parents=True, exist_ok=True)

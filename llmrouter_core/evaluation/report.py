@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from llmrouter_core.data.core import RoutingData
+from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.errors import DataError, NotFittedError
 from llmrouter_core.evaluation.curve import (
     CurvePoint,
@@ -60,6 +60,7 @@ from llmrouter_core.evaluation.metrics import (
 
 __all__ = [
     "RouterEvaluation",
+    "SimulatingPolicy",
     "SupportsEvaluation",
     "SupportsSimulation",
     "TaskBreakdown",
@@ -90,6 +91,20 @@ class SupportsSimulation(Protocol):
     router has it."""
 
     def simulate(self, data: RoutingData, cost_weights: Sequence[float]) -> SimulatedOutcomes: ...
+
+
+class SimulatingPolicy(Protocol):
+    """A router's trained policy (``router.policy_``, e.g. FrugalGPT's cascade) that replays
+    on recorded data, given the router's predictions on the data's queries. :func:`evaluate`
+    uses it when the router has one."""
+
+    def simulate(
+        self,
+        data: RoutingData,
+        cost_weights: Sequence[float],
+        quality: FloatArray,
+        cost: FloatArray,
+    ) -> SimulatedOutcomes: ...
 
 
 @dataclass(frozen=True)
@@ -394,8 +409,9 @@ def evaluate(
     weights, routes every query at each weight, and averages the *measured* scores and costs of
     the chosen models.
 
-    A router with a ``simulate(data, cost_weights)`` method (a cascade, see
-    :class:`SupportsSimulation`) is replayed on the recorded answers instead: each point's
+    A router with a ``simulate(data, cost_weights)`` method (see :class:`SupportsSimulation`),
+    or whose trained policy ``router.policy_`` has one (a cascade, see
+    :class:`SimulatingPolicy`), is replayed on the recorded answers instead: each point's
     score is that of the answer the cascade keeps, and its cost is the sum of the recorded
     costs of *every* model the cascade calls (``meta["mean_calls"]`` lists the mean number of
     calls per point).
@@ -425,11 +441,17 @@ def evaluate(
     costs = require_complete(data)
     weights = [float(w) for w in router.sweep(n_points)]
     simulate = getattr(router, "simulate", None)
+    # A trained policy that replays (duck typing: this layer imports no router or policy).
+    policy_simulate: Any = getattr(getattr(router, "policy_", None), "simulate", None)
     total_costs = None
     meta = dict(meta or {})
     start = time.perf_counter()
-    if callable(simulate):
-        outcomes = simulate(data, weights)
+    if callable(simulate) or callable(policy_simulate):
+        if callable(simulate):
+            outcomes = simulate(data, weights)
+        else:
+            quality_pred, cost_pred = router.predict(data.queries)
+            outcomes = policy_simulate(data, weights, quality_pred, cost_pred)
         if not isinstance(outcomes, SimulatedOutcomes):
             raise DataError(f"{label}.simulate() must return SimulatedOutcomes")
         predict_seconds = time.perf_counter() - start

@@ -13,6 +13,10 @@ request it:
    answered, tokens, cost, latency and every attempt; or raises
    :class:`AllModelsFailedError` listing each attempt.
 
+A decision that carries a plan (a cascade or a fan-out, see :mod:`llmrouter_core.decision`)
+is carried out by :mod:`llmrouter_core.execution.plans`, each of its calls through the same
+attempt loop; a caller may ask for one per request with ``policy=``.
+
 Steps 1-2 live here (:meth:`Executor._prepare`); steps 3-4 are one state machine,
 :class:`~llmrouter_core.execution.attempts.AttemptLoop`, run by the four drivers of
 :mod:`llmrouter_core.execution.drivers` behind :meth:`~Executor.complete`,
@@ -55,6 +59,7 @@ from llmrouter_core.execution.drivers import (
     run_stream,
 )
 from llmrouter_core.execution.keys import KeyPool
+from llmrouter_core.execution.plans import aexecute_plan, astream_plan, execute_plan, stream_plan
 from llmrouter_core.execution.request import ModelFacts, Plan, Request, RouteBatcher, cost_bound
 from llmrouter_core.execution.results import (
     ExecutionResult,
@@ -107,7 +112,12 @@ _NO_PRICE = "no known price bounds its cost (give the pool its prices, or the ex
 
 
 class RouterLike(Protocol):
-    """What the executor needs from a router (every :class:`~llmrouter_core.Router` has it)."""
+    """What the executor needs from a router (every :class:`~llmrouter_core.Router` has it).
+
+    Optional: ``route(..., policy=...)`` for requests that name a policy, and
+    ``acceptor(name)`` for decisions that carry a cascade (see
+    :mod:`llmrouter_core.execution.plans`).
+    """
 
     models_: list[str]
     pool_: Pool
@@ -256,6 +266,7 @@ class Executor:
         max_cost: float | None = None,
         user: str | None = None,
         cost_weight: float | None = None,
+        policy: Any = None,
         **litellm_kwargs: Any,
     ) -> Decision:
         """The decision :meth:`complete` would act on, without calling any model."""
@@ -266,6 +277,7 @@ class Executor:
             max_cost=max_cost,
             user=user,
             cost_weight=cost_weight,
+            policy=policy,
             **litellm_kwargs,
         )
         decision = self._plan(request).decision
@@ -321,6 +333,7 @@ class Executor:
         user: str | None = None,
         cost_weight: float | None = None,
         decision: Decision | None = None,
+        policy: Any = None,
         **litellm_kwargs: Any,
     ) -> ExecutionResult:
         """Route ``messages`` and answer them.
@@ -337,6 +350,12 @@ class Executor:
             decision: Act on this decision (e.g. one from :meth:`route` for the same
                 request) instead of routing again; models of its ranking that cannot serve
                 the request are skipped.
+            policy: Route this request with this policy (e.g. a
+                :class:`~llmrouter_core.policy.CascadePolicy` or
+                :class:`~llmrouter_core.policy.FanOutPolicy`) instead of the router's.
+                A decision that carries a plan (a cascade, a fan-out) is carried out by
+                :mod:`llmrouter_core.execution.plans`: ``result.steps`` lists each model
+                tried and ``result.cost`` is the total of every call.
             **litellm_kwargs: Passed to ``litellm.completion`` (``temperature``,
                 ``max_tokens``, ``mock_response``...).
 
@@ -354,9 +373,13 @@ class Executor:
             user=user,
             cost_weight=cost_weight,
             decision=decision,
+            policy=policy,
             **litellm_kwargs,
         )
-        return run_complete(AttemptLoop(self, self._plan(request)), self._litellm.completion)
+        plan = self._plan(request)
+        if _has_plan(plan):
+            return execute_plan(self, plan, self._litellm.completion)
+        return run_complete(AttemptLoop(self, plan), self._litellm.completion)
 
     async def acomplete(
         self,
@@ -369,6 +392,7 @@ class Executor:
         user: str | None = None,
         cost_weight: float | None = None,
         decision: Decision | None = None,
+        policy: Any = None,
         **litellm_kwargs: Any,
     ) -> ExecutionResult:
         """Async :meth:`complete` (``litellm.acompletion``, ``asyncio.sleep`` between retries).
@@ -385,9 +409,12 @@ class Executor:
             user=user,
             cost_weight=cost_weight,
             decision=decision,
+            policy=policy,
             **litellm_kwargs,
         )
         plan = await self._aplan(request)
+        if _has_plan(plan):
+            return await aexecute_plan(self, plan, self._litellm.acompletion)
         return await run_acomplete(AttemptLoop(self, plan), self._litellm.acompletion)
 
     def stream(
@@ -401,12 +428,15 @@ class Executor:
         user: str | None = None,
         cost_weight: float | None = None,
         decision: Decision | None = None,
+        policy: Any = None,
         **litellm_kwargs: Any,
     ) -> Iterator[StreamChunk | ExecutionResult]:
         """Stream the answer: :class:`StreamChunk` items, then one final :class:`ExecutionResult`.
 
         A model that fails before its first text falls back like :meth:`complete`; a failure
         after text was delivered raises :class:`StreamInterruptedError` (with the partial text).
+        A plan streams the answer it keeps: a cascade's last stage for real, an answer
+        accepted at an earlier stage (or a fan-out's) as one chunk once it is kept.
         """
         request = Request.build(
             messages,
@@ -417,9 +447,13 @@ class Executor:
             user=user,
             cost_weight=cost_weight,
             decision=decision,
+            policy=policy,
             **litellm_kwargs,
         )
         plan = self._plan(request)
+        if _has_plan(plan):
+            yield from stream_plan(self, plan, self._litellm.completion)
+            return
         yield from run_stream(AttemptLoop(self, plan, stream=True), self._litellm.completion)
 
     async def astream(
@@ -433,6 +467,7 @@ class Executor:
         user: str | None = None,
         cost_weight: float | None = None,
         decision: Decision | None = None,
+        policy: Any = None,
         **litellm_kwargs: Any,
     ) -> AsyncIterator[StreamChunk | ExecutionResult]:
         """Async :meth:`stream`."""
@@ -445,10 +480,15 @@ class Executor:
             user=user,
             cost_weight=cost_weight,
             decision=decision,
+            policy=policy,
             **litellm_kwargs,
         )
         plan = await self._aplan(request)
-        driver = run_astream(AttemptLoop(self, plan, stream=True), self._litellm.acompletion)
+        driver = (
+            astream_plan(self, plan, self._litellm.acompletion)
+            if _has_plan(plan)
+            else run_astream(AttemptLoop(self, plan, stream=True), self._litellm.acompletion)
+        )
         try:
             async for item in driver:
                 yield item
@@ -587,14 +627,18 @@ class Executor:
             text = sup.routing_text(msgs, self.routing_text)
             weight = request.cost_weight if request.cost_weight is not None else self.cost_weight
             allowed = tuple(eligible) if len(eligible) < len(self.models) else None
-            plan.route_args = (text, weight, allowed)
+            plan.route_args = (text, weight, allowed, request.policy)
         return plan
 
     def _plan(self, request: Request) -> Plan:
         plan = self._prepare(request)
         if plan.route_args is not None:
-            text, weight, allowed = plan.route_args
-            self._routed(plan, self.router.route(text, cost_weight=weight, allowed=allowed))
+            text, weight, allowed, policy = plan.route_args
+            # Only a request that names a policy passes one (a router may not take it).
+            extra = {} if policy is None else {"policy": policy}
+            self._routed(
+                plan, self.router.route(text, cost_weight=weight, allowed=allowed, **extra)
+            )
         return plan
 
     async def _aplan(self, request: Request) -> Plan:
@@ -684,6 +728,11 @@ class Executor:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _has_plan(plan: Plan) -> bool:
+    """Whether the routed request carries a plan (a cascade, a fan-out) to carry out."""
+    return plan.decision is not None and plan.decision.plan is not None
 
 
 def _unspent(budget: BudgetLike) -> float:

@@ -40,6 +40,8 @@ class Request:
         user: Whose budget to charge when the executor has a ``BudgetManager``.
         cost_weight: lambda for this request (``None``: the executor's).
         decision: A decision to act on instead of routing.
+        policy: The routing policy for this request (a cascade, a fan-out, ...; ``None``: the
+            router's).
         litellm_kwargs: Further arguments of the LiteLLM call.
 
     Example:
@@ -56,6 +58,7 @@ class Request:
     user: str | None = None
     cost_weight: float | None = None
     decision: Decision | None = None
+    policy: Any = None
     litellm_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -70,18 +73,26 @@ class Request:
         user: str | None = None,
         cost_weight: float | None = None,
         decision: Decision | None = None,
+        policy: Any = None,
         **litellm_kwargs: Any,
     ) -> Request:
         """A validated request.
 
         Raises:
             InvalidRequestError: Empty or malformed messages, a negative or NaN ``max_cost``,
-                or a LiteLLM argument the executor sets itself (``model``, ``messages``,
-                ``stream``).
+                a LiteLLM argument the executor sets itself (``model``, ``messages``,
+                ``stream``), or a policy given with a model or a decision.
         """
         msgs = sup.normalize_messages(messages)
         if max_cost is not None and not (max_cost >= 0):
             raise InvalidRequestError("max_cost must be a non-negative number of USD")
+        if policy is not None and (model is not None or decision is not None):
+            raise InvalidRequestError("give a policy, a model or a decision, not several")
+        if policy is not None and not callable(getattr(policy, "decide", None)):
+            raise InvalidRequestError(
+                f"policy must have a decide(quality, cost, context) method, got "
+                f"{type(policy).__name__}"
+            )
         for reserved in _RESERVED_KWARGS:
             if reserved in litellm_kwargs:
                 raise InvalidRequestError(f"{reserved!r} is set by the executor")
@@ -94,6 +105,7 @@ class Request:
             user=user,
             cost_weight=cost_weight,
             decision=decision,
+            policy=policy,
             litellm_kwargs=litellm_kwargs,
         )
 
@@ -121,7 +133,8 @@ class Plan:
         kwargs: LiteLLM arguments shared by every attempt.
         bounds: Cost bound of each eligible model, under a budget or a cap.
         started: ``time.perf_counter()`` when the request arrived.
-        route_args: ``(text, cost_weight, allowed)`` while the request awaits routing.
+        route_args: ``(text, cost_weight, allowed, policy)`` while the request awaits
+            routing.
     """
 
     request: Request
@@ -132,7 +145,7 @@ class Plan:
     kwargs: dict[str, Any]
     bounds: dict[str, float]
     started: float
-    route_args: tuple[str, float | None, tuple[str, ...] | None] | None = None
+    route_args: tuple[str, float | None, tuple[str, ...] | None, Any] | None = None
 
     @property
     def messages(self) -> list[sup.Message]:
@@ -159,41 +172,49 @@ class RouteBatcher:
 
     The first request of a turn schedules a flush with ``call_soon``; requests arriving before
     it runs join the batch; the flush routes them with one ``route_batch`` call per distinct
-    (cost weight, allowed models) and resolves each request's future. Per-row predictions do
-    not depend on the batch, so each decision equals what ``route`` would return.
+    (cost weight, allowed models, policy) and resolves each request's future. Per-row
+    predictions do not depend on the batch, so each decision equals what ``route`` would
+    return.
     """
 
     def __init__(self, router: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.router = router
         self.loop = loop
-        self.pending: dict[tuple[Any, ...], list[tuple[str, asyncio.Future[Decision]]]] = {}
+        # (cost weight, allowed, id(policy)) -> (policy, [(text, future), ...])
+        self.pending: dict[tuple[Any, ...], tuple[Any, list[tuple[str, Any]]]] = {}
 
     def route(
-        self, text: str, weight: float | None, allowed: tuple[str, ...] | None
+        self, text: str, weight: float | None, allowed: tuple[str, ...] | None, policy: Any = None
     ) -> asyncio.Future[Decision]:
         """A future of the decision for ``text``."""
-        key = (weight, allowed)
+        # A policy may not be hashable: batch by its identity (it lives as long as its request).
+        key = (weight, allowed, id(policy))
         future: asyncio.Future[Decision] = self.loop.create_future()
-        batch = self.pending.setdefault(key, [])
+        _, batch = self.pending.setdefault(key, (policy, []))
         batch.append((text, future))
         if len(batch) == 1:
             self.loop.call_soon(self._flush, key)
         return future
 
     def _flush(self, key: tuple[Any, ...]) -> None:
-        batch = self.pending.pop(key, [])
+        policy, batch = self.pending.pop(key, (None, []))
+        weight, allowed, _ = key
         live = [(t, f) for t, f in batch if not f.done()]
         if not live:
             return
-        weight, allowed = key
+        # Only a request that names a policy passes one (a router may not take it).
+        extra = {} if policy is None else {"policy": policy}
         try:
             route_batch = getattr(self.router, "route_batch", None)
             if len(live) == 1 or route_batch is None:
                 decisions = [
-                    self.router.route(t, cost_weight=weight, allowed=allowed) for t, _ in live
+                    self.router.route(t, cost_weight=weight, allowed=allowed, **extra)
+                    for t, _ in live
                 ]
             else:
-                decisions = route_batch([t for t, _ in live], cost_weight=weight, allowed=allowed)
+                decisions = route_batch(
+                    [t for t, _ in live], cost_weight=weight, allowed=allowed, **extra
+                )
         except Exception as exc:  # every waiting request gets the routing error
             for _, fut in live:
                 if not fut.done():

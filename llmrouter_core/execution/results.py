@@ -18,6 +18,8 @@ __all__ = [
     "InvalidRequestError",
     "NoEligibleModelError",
     "Outcome",
+    "Step",
+    "StepOutcome",
     "StreamChunk",
     "StreamInterruptedError",
 ]
@@ -27,6 +29,8 @@ __all__ = [
 Outcome = Literal["success", "error", "skipped"]
 #: Where an :class:`ExecutionResult`'s cost comes from (see its ``cost_source``).
 CostSource = Literal["provider", "pool", "max_price", "unknown"]
+#: What became of one model of a plan (see :class:`Step`).
+StepOutcome = Literal["accepted", "escalated", "failed", "answered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,55 @@ class Attempt:
         return f"{head}: {self.error_type}: {self.error} [{self.action}]"
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One model of an executed plan (a cascade stage, or one model of a fan-out).
+
+    Attributes:
+        model: The pool model.
+        outcome: ``"accepted"`` (its answer is returned), ``"escalated"`` (a cascade
+            rejected its answer and went on), ``"failed"`` (the call failed, or it was not
+            eligible or did not fit the budget or cap) or ``"answered"`` (it answered, but
+            another answer is returned).
+        answer: Its answer (``None`` if it failed).
+        score: What decided: a cascade acceptor's score of the answer (``None`` when the
+            acceptor was not asked: the last stage, a threshold <= 0 or > 1), a fan-out's
+            predicted quality of the model.
+        threshold: A cascade stage's acceptance threshold (``None`` for the last stage).
+        cost: USD spent on this model (its answer and, in a cascade, the acceptor's calls
+            that judged it, e.g. AutoMix's verifications).
+        error: Why it failed, if it did.
+        verdicts: A verifier's parsed verdicts on the answer (``True`` correct, ``False``
+            incorrect, ``None`` unparseable or failed), if one was asked.
+
+    Example:
+        >>> Step("small", "escalated", "B", 0.31, 0.5, 1e-4).to_dict()["outcome"]
+        'escalated'
+    """
+
+    model: str
+    outcome: StepOutcome
+    answer: str | None = None
+    score: float | None = None
+    threshold: float | None = None
+    cost: float = 0.0
+    error: str | None = None
+    verdicts: tuple[bool | None, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict."""
+        return {
+            "model": self.model,
+            "outcome": self.outcome,
+            "answer": self.answer,
+            "score": self.score,
+            "threshold": self.threshold,
+            "cost": self.cost,
+            "error": self.error,
+            "verdicts": list(self.verdicts),
+        }
+
+
 @dataclass(frozen=True)
 class ExecutionResult:
     """The answer to one request, with how it was obtained.
@@ -96,13 +149,17 @@ class ExecutionResult:
             capabilities, per-request cap, budget).
         input_tokens: Prompt tokens reported by the provider (estimated if it reports none).
         output_tokens: Completion tokens reported by the provider (estimated if none).
-        cost: USD cost of the answering call.
+        cost: USD cost of the request: the answering call, plus, when the decision carried
+            a plan (a cascade or a fan-out), every other call it made.
         cost_source: ``"provider"`` (LiteLLM's cost calculation or a custom provider's
             reported cost), ``"pool"`` (pool prices x tokens), ``"max_price"`` (no price
             known and none reported: the executor's ``max_price`` x tokens) or ``"unknown"``
             (0).
         latency_s: Wall time of the whole request (routing, retries, fallbacks) in seconds.
         response: The raw LiteLLM ``ModelResponse`` (tool calls, finish reason, ...).
+        steps: When the decision carried a plan: one :class:`Step` per model of the plan
+            that was tried, in order (empty otherwise). ``input_tokens``, ``output_tokens``,
+            ``cost_source`` and ``response`` are then those of the answering call.
 
     Example:
         >>> r = ExecutionResult(answer="4", model="small", litellm_model="openai/small",
@@ -123,10 +180,14 @@ class ExecutionResult:
     cost_source: CostSource = "unknown"
     latency_s: float = 0.0
     response: Any = field(default=None, repr=False, compare=False)
+    steps: tuple[Step, ...] = ()
 
     @property
     def fell_back(self) -> bool:
-        """Whether a model other than the routed one answered."""
+        """Whether a model other than the routed one answered (for a plan: whether a model
+        of it failed)."""
+        if self.steps:
+            return any(s.outcome == "failed" for s in self.steps)
         return self.decision is not None and self.model != self.decision.model
 
     @property
@@ -152,6 +213,8 @@ class ExecutionResult:
             "attempts": [a.to_dict() for a in self.attempts],
             "excluded": dict(self.excluded),
         }
+        if self.steps:
+            out["steps"] = [s.to_dict() for s in self.steps]
         if include_decision:
             out["decision"] = None if self.decision is None else self.decision.to_dict()
         return out

@@ -11,12 +11,22 @@ Any policy works with any router:
 * plans for the executor (:mod:`.plans`): :class:`FanOutPolicy` (top-k at once) and
   :class:`CascadePolicy` (cheap to expensive until an answer is accepted).
 
-Write your own by implementing :class:`Policy` (``decide(quality, cost, context)``).
+Write your own by implementing :class:`Policy` (``decide(quality, cost, context)``); a policy
+with learned state also has ``fit(data, context)`` (:class:`TrainedPolicy`; FrugalGPT's and
+AutoMix's, in :mod:`llmrouter_core.cascades`).
 """
 
 from __future__ import annotations
 
-from llmrouter_core.policy.base import Calibration, Policy, RouteContext, decisions, eligible
+from llmrouter_core.policy.base import (
+    Calibration,
+    Policy,
+    PolicyFitContext,
+    RouteContext,
+    TrainedPolicy,
+    decisions,
+    eligible,
+)
 from llmrouter_core.policy.knob import (
     BudgetPolicy,
     CostWeightPolicy,
@@ -33,8 +43,10 @@ __all__ = [
     "CostWeightPolicy",
     "FanOutPolicy",
     "Policy",
+    "PolicyFitContext",
     "RouteContext",
     "ThresholdPolicy",
+    "TrainedPolicy",
     "UtilityPolicy",
     "choose",
     "decisions",

@@ -19,7 +19,15 @@ from llmrouter_core.decision import Decision, Plan
 from llmrouter_core.errors import DataError, UnknownModelError
 from llmrouter_core.policy.ranking import choose, rank_one, rank_rows
 
-__all__ = ["Calibration", "Policy", "RouteContext", "decisions", "eligible"]
+__all__ = [
+    "Calibration",
+    "Policy",
+    "PolicyFitContext",
+    "RouteContext",
+    "TrainedPolicy",
+    "decisions",
+    "eligible",
+]
 
 FloatArray = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -161,6 +169,40 @@ class Policy(Protocol):
     def decide(
         self, quality: FloatArray, cost: FloatArray, context: RouteContext
     ) -> list[Decision]: ...
+
+
+@dataclass(frozen=True)
+class PolicyFitContext:
+    """What a trained policy's ``fit`` reads besides the training data: the router's own
+    predictions on the training queries, and its cross-validation settings.
+
+    Attributes:
+        models: The pool models, in the order of the data's and the predictions' columns.
+        quality: ``(r, m)`` predicted quality of the training rows ``rows``.
+        cost: ``(r, m)`` predicted cost of the same rows.
+        rows: The training rows predicted (``None``: every row, in order).
+        cv: Folds of the router's cross-validation.
+        random_state: The router's seed.
+    """
+
+    models: tuple[str, ...]
+    quality: FloatArray
+    cost: FloatArray
+    rows: npt.NDArray[np.intp] | None = None
+    cv: int = 3
+    random_state: int = 0
+
+
+@runtime_checkable
+class TrainedPolicy(Policy, Protocol):
+    """A policy with learned state (FrugalGPT's, AutoMix's): :class:`~llmrouter_core.Router`
+    fits a copy of it after its scorer (``router.policy_``) and routes with it by default.
+    It may also define ``calibration_`` (a :class:`Calibration` of its own, read by the
+    router's sweep and budgets), ``simulate(data, cost_weights, quality, cost)`` (replay on
+    recorded data, read by :func:`~llmrouter_core.evaluation.evaluate`) and
+    ``acceptor(name)`` (the scorer of a cascade stage's answers)."""
+
+    def fit(self, data: Any, context: PolicyFitContext) -> Any: ...
 
 
 def check_cost_weight(value: float) -> float:

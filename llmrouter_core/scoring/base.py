@@ -78,6 +78,8 @@ class Tags:
             outputs start from different random weights).
         recipes: The training recipes it accepts, its default first (see
             :mod:`llmrouter_core.training.recipes`).
+        cascade: Its decisions carry a cascade plan: a request may call several models
+            (a router's tags add its trained policy's, e.g. FrugalGPT's).
     """
 
     deterministic: bool = True
@@ -88,6 +90,19 @@ class Tags:
     evaluation_only: bool = False
     symmetric_ties: bool = True
     recipes: tuple[str, ...] = ("pointwise",)
+    cascade: bool = False
+
+    def merged(self, other: Tags | None) -> Tags:
+        """These tags with a policy's (its ``needs`` added, ``cascade`` if either says so).
+
+        Example:
+            >>> Tags().merged(Tags(needs=("responses",), cascade=True)).needs
+            ('responses',)
+        """
+        if other is None:
+            return self
+        needs = tuple(dict.fromkeys((*self.needs, *other.needs)))
+        return replace(self, needs=needs, cascade=self.cascade or other.cascade)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +114,7 @@ class Tags:
             "evaluation_only": self.evaluation_only,
             "symmetric_ties": self.symmetric_ties,
             "recipes": list(self.recipes),
+            "cascade": self.cascade,
         }
 
 

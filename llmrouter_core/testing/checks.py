@@ -32,7 +32,13 @@ from sklearn.base import clone
 from llmrouter_core.data.core import RoutingData
 from llmrouter_core.decision import CascadePlan
 from llmrouter_core.errors import DataError, MissingExtraError, NotFittedError, UnknownModelError
-from llmrouter_core.policy import CascadePolicy, FanOutPolicy, UtilityPolicy
+from llmrouter_core.policy import (
+    CascadePolicy,
+    FanOutPolicy,
+    ThresholdPolicy,
+    UtilityPolicy,
+    choose,
+)
 from llmrouter_core.router import Router
 from llmrouter_core.testing.data import make_routing_data
 
@@ -203,7 +209,10 @@ def check_policies(fx: _Fixture) -> None:
     router = fx.fitted()
     query = fx.queries(1)[0]
     d = router.route(query, policy=UtilityPolicy(0.0))
-    assert d.model == router.route(query, cost_weight=0.0).model
+    q, c = router.predict([query])
+    assert d.model == router.models_[int(choose(q, c, 0.0)[0])]
+    # A given policy overrides the router's own, a trained one (FrugalGPT's, ...) included.
+    assert d.plan is None
     fan = router.route(query, policy=FanOutPolicy(k=2))
     assert fan.plan is not None and fan.plan.models == fan.ranked[:2]
     cascade = router.route(query, policy=CascadePolicy(max_stages=3))
@@ -215,9 +224,12 @@ def check_policies(fx: _Fixture) -> None:
     assert costs == sorted(costs), "a cascade calls cheaper models first"
     two = fx.fresh().fit(fx.train.select_models(fx.train.models[:2]))
     # Quality gains lie in [-1, 1]: a threshold of -2 always takes the costlier model, 2
-    # never does.
-    low = two.route(query, threshold=-2.0)
-    high = two.route(query, threshold=2.0)
+    # never does. (A trained policy has no threshold form of its own: give the policy.)
+    if getattr(two, "policy_", None) is None:
+        low, high = two.route(query, threshold=-2.0), two.route(query, threshold=2.0)
+    else:
+        low = two.route(query, policy=ThresholdPolicy(-2.0))
+        high = two.route(query, policy=ThresholdPolicy(2.0))
     strong = max(two.models_, key=lambda m: low.cost[m])
     assert low.model == strong and high.model != strong
 
@@ -229,6 +241,7 @@ def check_tied_models(fx: _Fixture) -> None:
         raise CheckSkipped("the scorer does not treat tied models symmetrically (its tags)")
     train = fx.train
     j = 0
+    responses = train.responses
     data = RoutingData(
         query_ids=train.query_ids,
         queries=train.queries,
@@ -236,6 +249,7 @@ def check_tied_models(fx: _Fixture) -> None:
         scores=np.hstack([train.scores, train.scores[:, [j]]]),
         costs=np.hstack([train.require_costs(), train.require_costs()[:, [j]]]),
         tasks=train.tasks,
+        responses=None if responses is None else np.hstack([responses, responses[:, [j]]]),
     )
     router = fx.fresh().fit(data)
     q, c = router.predict(fx.queries() if not router.tags.evaluation_only else data.queries[:40])

@@ -226,6 +226,7 @@ def soft_logistic_path(
     max_newton: int = 100,
     cg_rtol: float = 0.1,
     max_cg: int = 200,
+    penalize_bias: bool = True,
 ) -> list[tuple[Any, FloatArray]]:
     """Soft-label logistic regression for every column of ``y`` (targets in [0, 1]) and
     every ``C`` in ``cs``:
@@ -235,10 +236,12 @@ def soft_logistic_path(
     where ``x`` includes the design's bias column if it has one. With the bias column this is
     the objective liblinear minimises for ``LogisticRegression(C=C)`` on each query duplicated
     as a positive of weight ``y`` and a negative of weight ``1 - y`` (its intercept is a
-    penalised constant feature). Solved by a truncated Newton method (conjugate gradients on
-    the Newton system, Armijo line search) for all columns at once; a column stops when its
-    gradient norm falls below ``tol`` times its norm at zero. The ``C`` values are visited in
-    increasing order, each starting from the previous solution.
+    penalised constant feature). With ``penalize_bias=False`` the bias column is left out of
+    the penalty (the intercept of scikit-learn's other solvers); targets of one class only
+    then have no finite solution, so give both. Solved by a truncated Newton method (conjugate
+    gradients on the Newton system, Armijo line search) for all columns at once; a column
+    stops when its gradient norm falls below ``tol`` times its norm at zero. The ``C`` values
+    are visited in increasing order, each starting from the previous solution.
 
     Returns:
         ``[(coef (n_features, m), intercept (m,)) for C in cs]`` (in the order of ``cs``),
@@ -246,6 +249,10 @@ def soft_logistic_path(
     """
     m = y.shape[1]
     w = np.zeros((design.dim, m))
+    # Penalty weight of each solver column (1, or 0 for an unpenalised bias column).
+    penalty = np.ones((design.dim, 1))
+    if design.bias and not penalize_bias:
+        penalty[-1] = 0.0
     # Gradient of the loss part at zero (sigmoid(0) = 1/2): the per-column reference norms.
     g0 = design.tdot(0.5 - y)
     g0_norm = np.maximum(np.sqrt(_colsum(g0, g0)), 1e-300)
@@ -256,7 +263,7 @@ def soft_logistic_path(
         stalled = np.zeros(m, dtype=bool)
         for _ in range(int(max_newton)):
             p = sigmoid(z)
-            grad = w + c * design.tdot(p - y)
+            grad = penalty * w + c * design.tdot(p - y)
             active = np.flatnonzero((np.sqrt(_colsum(grad, grad)) > target) & ~stalled)
             if active.size == 0:
                 break
@@ -264,16 +271,17 @@ def soft_logistic_path(
 
             def hess(v: FloatArray, cols: IntArray, curv: FloatArray = curv) -> FloatArray:
                 out = design.tdot(curv[:, cols] * design.dot(v))
-                out += v
+                out += penalty * v
                 return out
 
             g = grad[:, active]
             step = block_cg(hess, -g, rtol=cg_rtol, max_iter=max_cg)
             zs = design.dot(step)
             wa, za, ya = w[:, active], z[:, active], y[:, active]
-            f0 = 0.5 * _colsum(wa, wa) + c * _soft_logistic_loss(za, ya)
+            rw, rs = penalty * wa, penalty * step
+            f0 = 0.5 * _colsum(rw, wa) + c * _soft_logistic_loss(za, ya)
             slope = _colsum(g, step)
-            ww, ws, ss = _colsum(wa, wa), _colsum(wa, step), _colsum(step, step)
+            ww, ws, ss = _colsum(rw, wa), _colsum(rw, step), _colsum(rs, step)
             t = np.ones(active.size)
             pending = np.ones(active.size, dtype=bool)
             for _ls in range(40):

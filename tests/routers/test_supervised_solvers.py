@@ -104,6 +104,26 @@ def test_soft_logistic_path_matches_liblinear_on_graded_scores(dc_features) -> N
             np.testing.assert_allclose(ours, ref.predict_proba(x_test)[:, 1], atol=1e-4)
 
 
+def test_soft_logistic_path_with_an_unpenalised_bias_matches_lbfgs() -> None:
+    """``penalize_bias=False`` (the stage heads of FrugalGPT) solves scikit-learn's default
+    objective: the intercept is left out of the penalty."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6))
+    y = (x @ rng.normal(size=(6, 2)) + 1.5 + rng.normal(size=(400, 2)) > 0).astype(float)
+    ((coef, bias),) = soft_logistic_path(
+        Design(x, bias=True), y, [0.05], tol=1e-10, penalize_bias=False
+    )
+    ((_, penalised),) = soft_logistic_path(Design(x, bias=True), y, [0.05], tol=1e-10)
+    for j in range(2):
+        ref = LogisticRegression(C=0.05, tol=1e-12, max_iter=10_000).fit(x, y[:, j])
+        np.testing.assert_allclose(coef[:, j], ref.coef_.ravel(), atol=1e-6)
+        np.testing.assert_allclose(bias[j], ref.intercept_[0], atol=1e-6)
+    # A strong penalty shrinks a penalised intercept towards 0, not an unpenalised one.
+    assert np.all(np.abs(bias) > np.abs(penalised))
+
+
 def test_linear_heads_keep_constant_columns_constant(rb_features) -> None:  # type: ignore[no-untyped-def]
     x, y, x_test = rb_features
     y = y[:, :3].copy()
