@@ -20,8 +20,9 @@ STEPS = 4
 @pytest.fixture(scope="module")
 def stacked(rb_small):  # type: ignore[no-untyped-def]
     train, _ = rb_small
-    # On this slice the chosen weights keep a member on the features and one on the projection.
-    return get_router("auto", members=MIXED, weight_steps=STEPS).fit(train)
+    # On this slice the highest cross-validated AIQ (no guard) keeps a member on the features
+    # and one on the projection.
+    return get_router("auto", members=MIXED, weight_steps=STEPS, guard=0.0).fit(train)
 
 
 def test_default_members_are_registered_scorers() -> None:
@@ -55,8 +56,9 @@ def test_stack_weights_and_report(stacked) -> None:  # type: ignore[no-untyped-d
     assert set(stacked.best_params_["members"]) == set(MIXED)
     members = {r["member"] for r in stacked.cv_results_ if "member" in r}
     assert members == set(MIXED)
-    best = max(r["cv_aiq"] for r in stacked.cv_results_ if "weights" in r)
-    assert stacked.cv_aiq_ == best
+    best = max(r["criterion"] for r in stacked.cv_results_ if "weights" in r)
+    assert stacked.cv_aiq_ == best  # without a guard, the criterion is the cross-validated AIQ
+    assert stacked.margin_ == 0.0
     # The blend is the members' share; the fitted members are those with positive weight,
     # their weights normalised.
     scorer = stacked.scorer_
@@ -137,3 +139,19 @@ def test_stack_without_dense_members_keeps_no_projection(rb_small) -> None:  # t
     assert router.projector_ is None
     q = router.predict_quality(test.queries[:10])
     assert q.shape == (10, train.n_models)
+
+
+def test_the_guard_keeps_the_prior_without_evidence(rb_small) -> None:  # type: ignore[no-untyped-def]
+    """Scores that carry no signal (each row's scores permuted between queries): the guarded
+    stack stays with the prior (the best single model per budget), and its quality-seeking end
+    is the best training model's."""
+    train, test = rb_small
+    rng = np.random.default_rng(0)
+    noise = train.subset(np.arange(train.n_queries))
+    noise.scores = train.scores[rng.permutation(train.n_queries)]
+    router = get_router("auto", members=("ridge", "knn")).fit(noise)
+    assert router.best_params_["weights"]["prior"] == 1.0 and router.blend_ == 0.0
+    decisions = router.route_batch(test.queries[:50], cost_weight=0.0)
+    assert {d.model for d in decisions} == {noise.models[int(np.argmax(noise.mean_scores()))]}
+    with pytest.raises(ValueError, match="guard"):
+        get_router("auto", guard=-1.0).fit(train)
