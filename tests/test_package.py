@@ -55,3 +55,13 @@ def test_every_subpackage_is_packaged() -> None:
     assert found <= packaged
     for name, folder in config["package-dir"].items():
         assert name in packaged and (root / folder / "__init__.py").is_file()
+
+
+def test_every_adapter_package_is_typed_and_ships_the_marker() -> None:
+    import tomllib
+
+    root = Path(llmrouter_core.__file__).parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for name, folder in config["package-dir"].items():
+        assert (root / folder / "py.typed").is_file(), f"{name} lacks py.typed"
+        assert "py.typed" in config["package-data"].get(name, []), f"{name} does not ship it"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 import uuid
@@ -16,13 +15,15 @@ from typing import Any, Literal
 import dspy
 
 from dspy_llmrouter._provider import (
+    PIN_KEY,
     PROVIDER,
     executor_for,
     register_executor,
     router_fingerprint,
     setup_fingerprint,
 )
-from llmrouter_core.errors import LLMRouterError, UnknownModelError
+from llmrouter_core.errors import LLMRouterError
+from llmrouter_core.integration import build_executor, renamed_options
 
 __all__ = ["CostMeter", "RoutedCall", "RoutedLM", "cost_meter"]
 
@@ -34,7 +35,6 @@ _METERS_KEY = "llmrouter_cost_meters"
 _SAVED_OPTIONS = (
     "max_retries",
     "timeout",
-    "routing_text",
     "fallback",
     "backoff",
     "max_backoff",
@@ -49,28 +49,45 @@ class RoutedLM(dspy.LM):
 
     Calls go through DSPy's LiteLLM path to the in-process ``llmrouter/<key>`` provider, which
     runs the core :class:`~llmrouter_core.execution.Executor`: the router picks the model (or
-    ``fixed_model`` names one), the call is retried and falls back down the ranking, and
-    budgets are enforced. DSPy's history records the model that actually answered
+    ``model`` pins one), the call is retried and falls back down the ranking, and budgets are
+    enforced. DSPy's history records the model that actually answered
     (``entry["response_model"]``) and its USD cost (``entry["cost"]``); ``track_usage``
     reports the cost and a per-model breakdown (``usage["cost"]``, ``usage["by_model"]``).
 
+    **The pin is ``model``.** The options shared by the three adapters mean the same in each
+    (see :mod:`llmrouter_core.integration`), but a DSPy LM's own ``model`` attribute is its
+    LiteLLM id: here it stays the routing id ``llmrouter/<key>``. The pinned pool model is
+    the constructor's ``model=`` (and ``copy(model=...)``); it travels with each request as
+    the ``pinned_model`` argument and reads back as ``lm.policy["model"]``. ``fixed_model``
+    is the deprecated old name of the constructor's ``model``.
+
     **Caching.** DSPy caches answers by request; a cached answer skips the router. The
-    default (``cache=None``) caches only when routing is a pure function of the request: a
-    trained router or a fixed pool order, with no budget (a budget makes the decision depend
-    on what was spent). The cache key contains a fingerprint of the router, the pool and the
-    routing options, so a retrained router or another ``cost_weight`` never reuses stale
-    answers. A router whose decisions are random (it sets ``deterministic_routing = False``)
-    is never cached by default; passing ``cache=True`` for it logs a warning.
+    default (``cache=None``) caches only when routing is a pure function of the request: the
+    router's capabilities say so (``router.tags.deterministic`` and not
+    ``router.tags.calls_models``: not an LLM judge), or it is a fixed pool order, and there
+    is no budget (a budget makes the decision depend on what was spent). The cache key
+    contains a fingerprint of the router, the pool and the routing options, so a retrained
+    router or another ``cost_weight`` never reuses stale answers. A router of another kind
+    (no fingerprint) is not cached by default; ``cache=True`` for a router that is not a pure
+    function logs a warning. An online router's feedback does not change the key: pass
+    ``cache=False`` to route every call afresh while it learns.
 
     Args:
         router: A trained router, the path of a saved router directory, or a ready
             :class:`~llmrouter_core.execution.Executor`.
-        pool: The execution pool (default: the router's), e.g. ``replay/<model>`` ids.
+        pool: The execution pool: a ``Pool`` or a pool file (default: the router's), e.g.
+            ``replay/<model>`` ids.
         cost_weight: lambda in utility = quality - lambda x cost (USD); ``None`` uses the
             router's default, ``math.inf`` the cheapest model.
-        fixed_model: Call this pool model every time instead of routing.
+        model: Call this pool model every time instead of routing (the pin; ``lm.model``
+            stays the routing id).
         max_cost: Per-call cap in USD.
         budget: A spend limit shared by every call (see :class:`~llmrouter_core.execution.Budget`).
+        routing_text: What the router reads: ``"last_user"`` (default),
+            ``"conversation"``, ``"retrieval"`` (the current query and the
+            ``retrieval_top_k`` earlier user turns most similar to it) or a callable
+            ``messages -> str``.
+        retrieval_top_k: Earlier turns the ``"retrieval"`` routing text reads.
         cache: DSPy response cache: ``None`` (default) decides as described above.
         temperature: Sampling temperature sent to the models.
         max_tokens: Output token limit sent to the models.
@@ -78,7 +95,9 @@ class RoutedLM(dspy.LM):
             retries and falls back).
         callbacks: DSPy callbacks.
         executor_options: Further :class:`~llmrouter_core.execution.Executor` arguments
-            (``keys``, ``max_retries``, ``timeout``, ``routing_text``, ``fallback``, ...).
+            (``keys``, ``max_retries``, ``timeout``, ``fallback``, ...).
+        trust_endpoints: Use the endpoints and key variables saved with a router directory
+            (not saved with a program: pass it again to :func:`~dspy_llmrouter.load_program`).
         **kwargs: Further LiteLLM arguments sent with every call.
 
     Example:
@@ -96,46 +115,53 @@ class RoutedLM(dspy.LM):
         *,
         pool: Any = None,
         cost_weight: float | None = None,
-        fixed_model: str | None = None,
+        model: str | None = None,
         max_cost: float | None = None,
         budget: Any = None,
+        routing_text: Any = None,
+        retrieval_top_k: int = 3,
         cache: bool | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         num_retries: int = 0,
         callbacks: list[Any] | None = None,
         executor_options: Mapping[str, Any] | None = None,
+        trust_endpoints: bool = False,
         **kwargs: Any,
     ) -> None:
+        if model is not None:
+            kwargs["model"] = model
+        model = renamed_options(kwargs, "RoutedLM").pop("model", None)  # or fixed_model=
         options = dict(executor_options or {})
-        if "cost_weight" in options:
-            raise ValueError(
-                "give cost_weight as RoutedLM(cost_weight=...), not in executor_options"
-            )
-        executor, router_path = _build_executor(router, pool, budget, options)
-        if fixed_model is not None and fixed_model not in executor.models:
-            raise UnknownModelError(
-                f"fixed_model {fixed_model!r} is not in the pool; it has: "
-                f"{', '.join(executor.models)}"
-            )
-        weight = _check_weight(cost_weight)
-        if max_cost is not None and not max_cost >= 0:
-            raise ValueError("max_cost must be a non-negative number of USD")
-        key, deterministic = _register(executor, options)
+        if routing_text is None and "routing_text" in options:  # where it used to be given
+            routing_text = options.pop("routing_text")
+        executor, router_path = build_executor(
+            router,
+            pool=pool,
+            budget=budget,
+            cost_weight=cost_weight,
+            model=model,
+            max_cost=max_cost,
+            routing_text=routing_text,
+            retrieval_top_k=retrieval_top_k,
+            options=options,
+            trust_endpoints=trust_endpoints,
+            owner="RoutedLM",
+        )
+        weight = None if cost_weight is None else float(cost_weight)
+        routing = {"routing_text": routing_text, "retrieval_top_k": retrieval_top_k}
+        key, deterministic = _register(executor, options, routing, given=executor is router)
         if cache is None:
             cache = deterministic
         elif cache and not deterministic:
             logger.warning(
                 "RoutedLM(cache=True) with a router whose decisions are not a pure function of "
-                "the request (random routing or a budget): cached answers skip the router"
+                "the request (random routing, an LLM judge, or a budget): cached answers skip "
+                "the router"
             )
         policy = {
             k: v
-            for k, v in (
-                ("cost_weight", weight),
-                ("fixed_model", fixed_model),
-                ("max_cost", max_cost),
-            )
+            for k, v in (("cost_weight", weight), (PIN_KEY, model), ("max_cost", max_cost))
             if v is not None
         }
         super().__init__(
@@ -152,8 +178,28 @@ class RoutedLM(dspy.LM):
         )
         self.router_path = router_path
         self.routing_deterministic = deterministic
-        self._pool_state = None if pool is None else pool.to_dict()
+        self._pool_state = None if pool is None or executor is router else executor.pool.to_dict()
         self._saved_options = {k: options[k] for k in _SAVED_OPTIONS if k in options}
+        if isinstance(routing_text, str):
+            self._saved_options["routing_text"] = routing_text
+            if routing_text == "retrieval":
+                self._saved_options["retrieval_top_k"] = retrieval_top_k
+
+    def copy(self, **kwargs: Any) -> RoutedLM:
+        """A copy with updated parameters, as ``dspy.LM.copy``; ``model=`` pins a pool model
+        (``None``: route), as in the constructor: the copy keeps this LM's routing id."""
+        if "model" in kwargs or "fixed_model" in kwargs:
+            pin = renamed_options(kwargs, "RoutedLM.copy").pop("model", None)
+            if pin is not None and pin not in self.executor.models:
+                from llmrouter_core.errors import UnknownModelError
+
+                raise UnknownModelError(
+                    f"model {pin!r} is not in the pool; it has: {', '.join(self.executor.models)}"
+                )
+            kwargs[PIN_KEY] = pin
+        copied = super().copy(**kwargs)
+        assert isinstance(copied, RoutedLM)
+        return copied
 
     # -- what it routes with --------------------------------------------------------------
     @property
@@ -173,13 +219,10 @@ class RoutedLM(dspy.LM):
 
     @property
     def policy(self) -> dict[str, Any]:
-        """The routing options sent with every call (``cost_weight``, ``fixed_model``,
-        ``max_cost``)."""
-        return {
-            k: self.kwargs[k]
-            for k in ("cost_weight", "fixed_model", "max_cost")
-            if self.kwargs.get(k) is not None
-        }
+        """The routing options sent with every call, by their option names (``cost_weight``,
+        ``model``: the pinned pool model, ``max_cost``)."""
+        names = (("cost_weight", "cost_weight"), (PIN_KEY, "model"), ("max_cost", "max_cost"))
+        return {name: self.kwargs[k] for k, name in names if self.kwargs.get(k) is not None}
 
     @property
     def supports_function_calling(self) -> bool:
@@ -205,7 +248,7 @@ class RoutedLM(dspy.LM):
             "tool_choice",
             "response_format",
             "cost_weight",
-            "fixed_model",
+            PIN_KEY,
             "max_cost",
             "user",
         }
@@ -226,8 +269,9 @@ class RoutedLM(dspy.LM):
     def dump_state(self) -> dict[str, Any]:
         """JSON-safe state: the router's path, the pool, the routing policy and DSPy settings.
 
-        Budgets and keys are not saved. A RoutedLM made from an in-memory router saves
-        ``"router": None``; give the router when loading (:func:`dspy_llmrouter.load_program`).
+        Budgets, keys, ``trust_endpoints`` and a callable ``routing_text`` are not saved. A
+        RoutedLM made from an in-memory router saves ``"router": None``; give the router when
+        loading (:func:`dspy_llmrouter.load_program`).
         """
         state: dict[str, Any] = dict(super().dump_state())
         state.pop("model", None)
@@ -244,9 +288,15 @@ class RoutedLM(dspy.LM):
 
     @classmethod
     def load_state(
-        cls, state: dict[str, Any], *, allow_custom_lm_class: bool = False, router: Any = None
+        cls,
+        state: dict[str, Any],
+        *,
+        allow_custom_lm_class: bool = False,
+        router: Any = None,
+        trust_endpoints: bool = False,
     ) -> RoutedLM:
-        """Rebuild a RoutedLM from :meth:`dump_state` (``router`` overrides the saved path)."""
+        """Rebuild a RoutedLM from :meth:`dump_state` (``router`` overrides the saved path;
+        ``trust_endpoints`` applies to a router directory, as in the constructor)."""
         from llmrouter_core.pool import Pool
 
         state = dict(state)
@@ -270,13 +320,19 @@ class RoutedLM(dspy.LM):
         from llmrouter_core.execution import Executor
 
         pool = state.pop("pool", None)
-        options = state.pop("executor_options", None) or {}
+        options = dict(state.pop("executor_options", None) or {})
+        # The pin, saved under its request name (or its old one, by earlier versions).
+        pin = state.pop(PIN_KEY, None) or state.pop("fixed_model", None)
         if isinstance(router, Executor):  # it brings its own pool and options
             pool, options = None, {}
         return cls(
             router,
             pool=None if pool is None else Pool.from_dict(pool),
+            model=pin,
+            routing_text=options.pop("routing_text", None),
+            retrieval_top_k=options.pop("retrieval_top_k", 3),
             executor_options=options,
+            trust_endpoints=trust_endpoints,
             **state,
         )
 
@@ -372,53 +428,34 @@ def replay_calls(calls: Sequence[RoutedCall]) -> None:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _check_weight(cost_weight: Any) -> float | None:
-    if cost_weight is None:
-        return None
-    try:
-        weight = float(cost_weight)
-    except (TypeError, ValueError):
-        raise ValueError(f"cost_weight must be a number >= 0, got {cost_weight!r}") from None
-    if math.isnan(weight) or weight < 0:
-        raise ValueError(f"cost_weight must be >= 0 (math.inf = cheapest), got {cost_weight!r}")
-    return weight
+def _register(
+    executor: Any, options: Mapping[str, Any], routing: Mapping[str, Any], *, given: bool
+) -> tuple[str, bool]:
+    """Register ``executor``; returns ``(key, routing is a pure function of the request)``.
 
-
-def _build_executor(
-    router: Any, pool: Any, budget: Any, options: dict[str, Any]
-) -> tuple[Any, str | None]:
-    from llmrouter_core.execution import Executor
-
-    if isinstance(router, Executor):
-        if pool is not None or budget is not None or options:
-            raise ValueError("pool, budget and executor_options belong to the Executor given")
-        return router, None
-    path: str | None = None
-    if isinstance(router, str | os.PathLike):
-        from llmrouter_core.persistence import load_router
-
-        path = os.fspath(router)
-        router = load_router(path)
-    return Executor(router, pool=pool, budget=budget, **options), path
-
-
-def _register(executor: Any, options: Mapping[str, Any]) -> tuple[str, bool]:
-    """Register ``executor``; returns ``(key, routing is a pure function of the request)``."""
+    ``routing`` is the routing text as given; ``given``: the executor was passed in ready.
+    """
     router = executor.router
-    digest = None
-    if getattr(router, "deterministic_routing", True) is not False:
-        digest = router_fingerprint(router)
+    tags = getattr(router, "tags", None)
+    pure = tags is None or (tags.deterministic and not tags.calls_models)
+    digest = router_fingerprint(router) if pure else None
     deterministic = digest is not None and executor.budget is None
     if not deterministic:
         return register_executor(executor), False
     saved = {k: v for k, v in options.items() if k != "keys"}
     saved["cost_weight"] = executor.cost_weight
+    text = routing["routing_text"]
+    if text is not None:
+        saved["routing_text"] = text if isinstance(text, str) else repr(text)
+        if text == "retrieval":
+            saved["retrieval_top_k"] = routing["retrieval_top_k"]
     setup = setup_fingerprint(digest or "", executor.pool, saved)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(getattr(router, "name", "") or "router"))
     key = f"{name}-{setup[:16]}"
-    if "keys" in options:
-        # Own API keys: never share the executor (nor put anything derived from a key in the
-        # model id); answers stay cacheable within this process.
+    if given or "keys" in options:
+        # Own API keys (or an executor whose keys and options are its own): never share the
+        # executor (nor put anything derived from a key in the model id); answers stay
+        # cacheable within this process.
         return register_executor(executor, key=f"{key}-{uuid.uuid4().hex[:8]}"), True
     return register_executor(executor, key=key), True
 

@@ -67,16 +67,14 @@ class RoutingPolicy:
         """The policy of a :class:`~dspy_llmrouter.RoutedLM`."""
         policy = lm.policy
         weight = policy.get("cost_weight")
-        return cls(
-            model=policy.get("fixed_model"), cost_weight=None if weight is None else float(weight)
-        )
+        return cls(model=policy.get("model"), cost_weight=None if weight is None else float(weight))
 
     def lm_from(self, base: RoutedLM) -> RoutedLM:
         """A copy of ``base`` (same router, executor and DSPy settings) with this policy."""
         if self.model is not None:
-            copied = base.copy(fixed_model=self.model, cost_weight=None)
+            copied = base.copy(model=self.model, cost_weight=None)
         else:
-            copied = base.copy(fixed_model=None, cost_weight=self.cost_weight)
+            copied = base.copy(model=None, cost_weight=self.cost_weight)
         assert isinstance(copied, RoutedLM)
         return copied
 
@@ -411,13 +409,18 @@ def assignment_of(program: dspy.Module) -> dict[str, RoutingPolicy | None]:
 
 
 def load_program(
-    program: dspy.Module, path: str | os.PathLike[str], *, router: Any = None
+    program: dspy.Module,
+    path: str | os.PathLike[str],
+    *,
+    router: Any = None,
+    trust_endpoints: bool = False,
 ) -> dspy.Module:
     """Load a program saved with ``program.save("x.json")`` whose predictors use RoutedLMs.
 
-    The routed LMs are rebuilt by this package (from the saved router path, or ``router``);
-    the rest of the state is loaded by DSPy in its safe mode, so no other custom LM class is
-    imported. ``program`` is modified in place and returned.
+    The routed LMs are rebuilt by this package (from the saved router path, or ``router``;
+    ``trust_endpoints`` as in :class:`RoutedLM`, never saved); the rest of the state is loaded
+    by DSPy in its safe mode, so no other custom LM class is imported. ``program`` is modified
+    in place and returned.
     """
     file = Path(path)
     if file.suffix != ".json":
@@ -436,7 +439,9 @@ def load_program(
             isinstance(lm_state, dict)
             and lm_state.get("_dspy_lm_class") == "dspy_llmrouter.RoutedLM"
         ):
-            routed[name] = RoutedLM.load_state(lm_state, router=router)
+            routed[name] = RoutedLM.load_state(
+                lm_state, router=router, trust_endpoints=trust_endpoints
+            )
             entry["lm"] = None
     program.load_state(state)
     for name, predictor in program.named_predictors():

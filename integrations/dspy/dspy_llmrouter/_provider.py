@@ -9,8 +9,9 @@ in ``usage`` (``cost``, and ``by_model`` per answering model), so DSPy's history
 ``track_usage`` record both.
 
 Routing options travel as LiteLLM arguments, so they are part of DSPy's cache key:
-``cost_weight`` (lambda), ``fixed_model`` (call one pool model, no routing), ``max_cost`` (USD
-cap per request) and ``user`` (whose budget to charge).
+``cost_weight`` (lambda), ``pinned_model`` (call this pool model, no routing: a RoutedLM's
+``model=`` option, named otherwise here because LiteLLM's ``model`` is the ``llmrouter/<key>``
+id), ``max_cost`` (USD cap per request) and ``user`` (whose budget to charge).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from llmrouter_core.errors import LLMRouterError
 
 __all__ = [
+    "PIN_KEY",
     "POLICY_KEYS",
     "PROVIDER",
     "executor_for",
@@ -40,8 +42,11 @@ logger = logging.getLogger(__name__)
 
 #: LiteLLM provider name: model ids are ``llmrouter/<key>``.
 PROVIDER = "llmrouter"
-#: LiteLLM arguments read by the handler (never sent to a model).
-POLICY_KEYS = ("cost_weight", "fixed_model", "max_cost", "user")
+#: The LiteLLM argument that pins a pool model (a RoutedLM's ``model=`` option).
+PIN_KEY = "pinned_model"
+#: LiteLLM arguments read by the handler (never sent to a model); ``fixed_model`` is the
+#: pin's old name, still read.
+POLICY_KEYS = ("cost_weight", PIN_KEY, "max_cost", "user", "fixed_model")
 # LiteLLM / DSPy call controls that must not reach the executor's model calls: the executor
 # owns retries, timeouts and keys; streaming is decided by the handler method.
 _CONTROL_KEYS = frozenset(
@@ -182,7 +187,7 @@ def _call_args(model: str, messages: Any, params: Mapping[str, Any]) -> tuple[An
     args = {
         "tools": tools,
         "response_format": response_format,
-        "model": policy.get("fixed_model"),
+        "model": policy.get(PIN_KEY) or policy.get("fixed_model"),
         "max_cost": policy.get("max_cost"),
         "user": policy.get("user"),
         "cost_weight": float(weight) if weight is not None else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
+import warnings
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
@@ -50,17 +50,17 @@ from langchain_llmrouter._convert import (
     usage_metadata,
 )
 from llmrouter_core.decision import Decision
-from llmrouter_core.errors import NotFittedError, UnknownModelError
+from llmrouter_core.errors import NotFittedError
 from llmrouter_core.execution import (
-    Conversation,
     ExecutionResult,
     Executor,
     NoEligibleModelError,
     StreamChunk,
 )
-from llmrouter_core.pool import Pool, estimate_tokens
+from llmrouter_core.integration import build_executor, renamed_options
+from llmrouter_core.pool import estimate_tokens
 
-__all__ = ["ROUTER_ENV", "RoutedChatModel", "RoutingInput"]
+__all__ = ["ROUTER_ENV", "RoutedChatModel", "RoutingInput", "RoutingText"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,19 @@ ROUTER_ENV = "LLMROUTER_ROUTER"
 
 #: What the router reads: the last user message, the whole conversation, the current query
 #: with the earlier turns most similar to it, or a callable ``messages -> str``.
-RoutingInput = Literal["last_user", "conversation", "retrieval"]
+RoutingText = Literal["last_user", "conversation", "retrieval"]
+#: The old name of :data:`RoutingText`.
+RoutingInput = RoutingText
+
+# Fields that are Executor arguments (field -> Executor argument): with an Executor given as
+# ``router``, they must be left at their defaults.
+_EXECUTOR_FIELDS = {
+    "api_key": "keys",
+    "max_retries": "max_retries",
+    "timeout": "timeout",
+    "fallback": "fallback",
+    "limit_max_tokens": "limit_max_tokens",
+}
 
 # Call-time keyword arguments consumed here (the rest go to LiteLLM).
 _OWN_KWARGS = (
@@ -104,9 +116,16 @@ class RoutedChatModel(BaseChatModel):
     tokens. Calls with tools (``bind_tools``) or a JSON schema (``with_structured_output``)
     go only to pool models that support them; images only to models that accept images.
 
+    The options shared by the three adapters (``router``, ``pool``, ``budget``,
+    ``cost_weight``, ``model``, ``max_cost``, ``routing_text``, ``temperature``,
+    ``max_tokens``, ``executor_options``, ``trust_endpoints``) mean the same in each; see
+    :mod:`llmrouter_core.integration`. ``routing_input`` is the deprecated old name of
+    ``routing_text``.
+
     Args:
-        router: A fitted router, or the directory of a saved one (default: the
-            ``LLMROUTER_ROUTER`` environment variable).
+        router: A fitted router, the directory of a saved one, or an
+            :class:`~llmrouter_core.execution.Executor` (default: the ``LLMROUTER_ROUTER``
+            environment variable).
         pool: The pool used to call the models (a :class:`~llmrouter_core.Pool` or a pool
             file); default: the router's.
         model: Always call this pool model instead of routing (``model=`` at call time does
@@ -119,10 +138,13 @@ class RoutedChatModel(BaseChatModel):
         user: Whose budget to charge (with a ``BudgetManager``).
         api_key: API keys in ``API_KEYS`` format (default: the ``API_KEYS`` environment
             variable).
-        routing_input: ``"last_user"``, ``"conversation"``, ``"retrieval"`` (the current
+        routing_text: ``"last_user"``, ``"conversation"``, ``"retrieval"`` (the current
             query and the ``retrieval_top_k`` earlier turns most similar to it) or a callable
             ``messages -> str``.
         fallback: On failure, fall back down the decision's ranking.
+        executor_options: Further :class:`~llmrouter_core.execution.Executor` arguments
+            (``backoff``, ``max_price``, ...; those with a field of their own go there).
+        trust_endpoints: Use the endpoints and key variables saved with a router directory.
 
     Example:
         >>> from langchain_llmrouter import RoutedChatModel            # doctest: +SKIP
@@ -146,10 +168,12 @@ class RoutedChatModel(BaseChatModel):
     max_retries: int = 2
     streaming: bool = False
     fallback: bool = True
-    routing_input: RoutingInput | Callable[[list[dict[str, Any]]], str] = "last_user"
+    routing_text: RoutingText | Callable[[list[dict[str, Any]]], str] = "last_user"
     retrieval_top_k: int = 3
     limit_max_tokens: int = 1024
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    executor_options: dict[str, Any] = Field(default_factory=dict)
+    trust_endpoints: bool = False
 
     model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
 
@@ -157,7 +181,7 @@ class RoutedChatModel(BaseChatModel):
     _executor: Executor | None = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**renamed_options(kwargs, "RoutedChatModel"))
         # Built after validation so configuration errors surface as this package's own
         # exception types (pydantic would rewrap some of them).
         self._setup()
@@ -167,62 +191,55 @@ class RoutedChatModel(BaseChatModel):
         router = self.router
         if router is None or (isinstance(router, str) and not router.strip()):
             raise NotFittedError(
-                "RoutedChatModel needs a trained router: pass router=<router object or saved "
-                f"router directory>, or set {ROUTER_ENV}"
+                "RoutedChatModel needs a trained router: pass router=<router object, saved "
+                f"router directory or Executor>, or set {ROUTER_ENV}"
             )
-        if isinstance(router, str | os.PathLike):
-            from llmrouter_core.persistence import load_router
-
-            router = load_router(router)
-        pool = self.pool
-        if isinstance(pool, str | os.PathLike):
-            pool = Pool.from_file(os.fspath(pool))
-        if self.routing_input not in ("last_user", "conversation", "retrieval") and not callable(
-            self.routing_input
-        ):
+        clash = sorted(set(self.executor_options) & set(_EXECUTOR_FIELDS.values()))
+        if clash:
             raise ValueError(
-                "routing_input must be 'last_user', 'conversation', 'retrieval' or a callable"
+                f"give {', '.join(clash)} as RoutedChatModel options, not in executor_options"
             )
-        if self.retrieval_top_k < 1:
-            raise ValueError("retrieval_top_k must be >= 1")
-        litellm_kwargs: dict[str, Any] = {}
-        if self.temperature is not None:
-            litellm_kwargs["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            litellm_kwargs["max_tokens"] = self.max_tokens
-        litellm_kwargs.update(self.model_kwargs)
-        executor = Executor(
+        fields = {
+            "keys": self.api_key.get_secret_value() if self.api_key is not None else None,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout if self.timeout else 60.0,
+            "fallback": self.fallback,
+            "limit_max_tokens": self.limit_max_tokens,
+        }
+        if isinstance(router, Executor):  # only what was set explicitly belongs to it
+            fields = {
+                arg: fields[name]
+                for name, arg in _EXECUTOR_FIELDS.items()
+                if name in self.model_fields_set
+            }
+        given = "routing_text" in self.model_fields_set or not isinstance(router, Executor)
+        executor, _ = build_executor(
             router,
-            pool=pool,
+            pool=self.pool,
             budget=self.budget,
-            keys=self.api_key.get_secret_value() if self.api_key is not None else None,
-            max_retries=self.max_retries,
-            timeout=self.timeout if self.timeout else 60.0,
             cost_weight=self.cost_weight,
-            routing_text=self._routing_text(),
-            fallback=self.fallback,
-            limit_max_tokens=self.limit_max_tokens,
-            litellm_kwargs=litellm_kwargs,
+            model=self.model,
+            max_cost=self.max_cost,
+            routing_text=self.routing_text if given else None,
+            retrieval_top_k=self.retrieval_top_k,
+            options={**fields, **self.executor_options},
+            trust_endpoints=self.trust_endpoints,
+            owner="RoutedChatModel",
         )
-        if self.model is not None and self.model not in executor.models:
-            raise UnknownModelError(
-                f"unknown model {self.model!r}; the pool has: {', '.join(executor.models)}"
-            )
-        self._router = router
+        self._router = executor.router
         self._executor = executor
         if self.profile is None:
             self.profile = self._pool_profile()
 
-    def _routing_text(self) -> Any:
-        mode = self.routing_input
-        if mode == "retrieval":
-            top_k = self.retrieval_top_k
-
-            def retrieval(messages: list[dict[str, Any]]) -> str:
-                return retrieval_routing_text(messages, top_k)
-
-            return retrieval
-        return mode
+    @property
+    def routing_input(self) -> Any:
+        """Deprecated: the old name of :attr:`routing_text`."""
+        warnings.warn(
+            "RoutedChatModel.routing_input is deprecated; use routing_text",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.routing_text
 
     # -- properties --------------------------------------------------------------------------
     # Cached in the instance dict: pydantic's lookup of private attributes is slow, and these
@@ -238,6 +255,17 @@ class RoutedChatModel(BaseChatModel):
     def router_(self) -> Any:
         """The loaded router."""
         return self._router
+
+    @functools.cached_property
+    def _call_defaults(self) -> dict[str, Any]:
+        """LiteLLM arguments of every call (a call's own arguments override them)."""
+        out: dict[str, Any] = {}
+        if self.temperature is not None:
+            out["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            out["max_tokens"] = self.max_tokens
+        out.update(self.model_kwargs)
+        return out
 
     @functools.cached_property
     def models(self) -> tuple[str, ...]:
@@ -359,6 +387,7 @@ class RoutedChatModel(BaseChatModel):
         for key in ("ls_structured_output_format", "structured_output_format", "stream"):
             rest.pop(key, None)
         own = {key: rest.pop(key, None) for key in _OWN_KWARGS}
+        rest = {**self._call_defaults, **rest}
         model = own["model"] or self.model
         stop = stop or self.stop
         if stop:
@@ -370,7 +399,9 @@ class RoutedChatModel(BaseChatModel):
             "model": model,
             "max_cost": own["max_cost"] if own["max_cost"] is not None else self.max_cost,
             "user": own["user"] if own["user"] is not None else self.user,
-            "cost_weight": own["cost_weight"],
+            "cost_weight": (
+                own["cost_weight"] if own["cost_weight"] is not None else self.cost_weight
+            ),
             **rest,
         }
         call = _Call(msgs, exec_kwargs, model, own["decision"])
@@ -780,27 +811,6 @@ for _hook in (RoutedChatModel._generate, RoutedChatModel._agenerate):
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def retrieval_routing_text(messages: list[dict[str, Any]], top_k: int) -> str:
-    """The current query and the ``top_k`` earlier turns most similar to it (TF-IDF cosine
-    over the earlier user messages), as the router reads them."""
-    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-    if not users:
-        return Conversation.routing_text(messages[-1:])
-    last = users[-1]
-    conversation = Conversation("retrieval", top_k=top_k)
-    for k, i in enumerate(users[:-1]):
-        end = users[k + 1]
-        answer = next((_text(m) for m in messages[i + 1 : end] if m.get("role") == "assistant"), "")
-        conversation.add(_text(messages[i]), answer)
-    return Conversation.routing_text(conversation.messages_for(_text(messages[last])))
-
-
-def _text(message: Mapping[str, Any]) -> str:
-    from llmrouter_core.execution import content_text
-
-    return content_text(message.get("content"))
 
 
 def _inherit(

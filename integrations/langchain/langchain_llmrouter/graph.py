@@ -5,8 +5,10 @@ models with an aggregator.
   the node of the chosen model (``Command(goto=...)``), recording the decision in state.
 * :func:`create_model_node` returns a node that answers with one pool model.
 * :func:`create_fanout_nodes` returns three nodes: a fan-out that sends the request to the
-  ``k`` best-ranked models (``Send``), a worker that answers with one of them, and an
-  aggregator that keeps the best answer, by the router's predicted quality or by a judge.
+  models of the core's fan-out plan (:class:`~llmrouter_core.policy.FanOutPolicy`: the ``k``
+  best-ranked) with ``Send``, a worker that answers with one of them, and an aggregator that
+  keeps one answer: by the router's predicted quality, the first to arrive, or a judge's
+  verdict.
 
 Every node works under a checkpointer (state holds only messages and JSON-safe dicts) and
 with ``stream_mode="messages"`` (model tokens stream once; the judge's do not stream).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -36,8 +39,10 @@ from langgraph.types import Command, Overwrite, Send
 from typing_extensions import NotRequired
 
 from langchain_llmrouter.chat_models import RoutedChatModel, _restrict
-from llmrouter_core.decision import Decision
+from llmrouter_core.decision import Decision, FanOutPlan
 from llmrouter_core.errors import UnknownModelError
+from llmrouter_core.integration import fan_out_decision
+from llmrouter_core.policy import FanOutPolicy
 
 __all__ = [
     "FanOutState",
@@ -87,7 +92,7 @@ def create_router_node(
     """A node that routes the state's messages and goes to the chosen model's node.
 
     Args:
-        model: The routed model (its router, pool, cost weight and routing input apply).
+        model: The routed model (its router, pool, cost weight and routing text apply).
         routes: Pool model -> node name. Only these models are routed to (default: every
             pool model, each to the node named after it). Several models may share a node.
         messages_key: State key of the messages.
@@ -167,7 +172,7 @@ def create_fanout_nodes(
     *,
     k: int = 2,
     worker: str = "routed_call",
-    aggregate: Literal["quality", "judge"] = "quality",
+    aggregate: Literal["quality", "first", "judge"] = "quality",
     judge: BaseChatModel | None = None,
     messages_key: str = "messages",
     decision_key: str = "routing",
@@ -178,7 +183,12 @@ def create_fanout_nodes(
     RunnableLambda[Any, dict[str, Any]],
     RunnableLambda[Any, dict[str, Any]],
 ]:
-    """Nodes that send a request to the ``k`` best-ranked models and keep the best answer.
+    """Nodes that send a request to the ``k`` best-ranked models and keep one answer.
+
+    The candidates are the models of the fan-out plan that the core's
+    :class:`~llmrouter_core.policy.FanOutPolicy` makes of the routed model's decision (the
+    ``k`` best-ranked among the models that can take the request); the graph runs them as
+    parallel worker nodes and records the plan in the decision (``routing["plan"]``).
 
     Wire them as ``fan_out -> worker (k parallel runs) -> aggregator``::
 
@@ -196,7 +206,9 @@ def create_fanout_nodes(
         k: How many of the ranked models answer.
         worker: Name of the worker node in the graph (the fan-out sends to it).
         aggregate: ``"quality"`` keeps the answer of the model with the highest predicted
-            quality (cheaper first among ties); ``"judge"`` asks ``judge`` which is best.
+            quality (cheaper first among ties); ``"first"`` the first answer to arrive (the
+            plan's two aggregates); ``"judge"`` asks ``judge`` which is best (by predicted
+            quality when its verdict names none).
         judge: The judging chat model (required for ``aggregate="judge"``; a
             :class:`RoutedChatModel` works too). Its tokens are not streamed.
         messages_key: State key of the messages.
@@ -208,18 +220,17 @@ def create_fanout_nodes(
     Returns:
         ``(fan_out, worker, aggregator)`` nodes.
     """
-    if k < 1:
-        raise ValueError("k must be >= 1")
-    if aggregate not in ("quality", "judge"):
-        raise ValueError("aggregate must be 'quality' or 'judge'")
+    if aggregate not in ("quality", "first", "judge"):
+        raise ValueError("aggregate must be 'quality', 'first' or 'judge'")
     if aggregate == "judge" and judge is None:
         raise ValueError("aggregate='judge' needs a judge chat model")
+    policy = FanOutPolicy(k=k, aggregate="quality" if aggregate == "judge" else aggregate)
 
     def fan_out(state: Any) -> Command[Any]:
         messages = _messages(state, messages_key)
-        decision = model.route(messages, cost_weight=cost_weight)
-        chosen = decision.ranked[:k]
-        sends = [Send(worker, {messages_key: messages, "model": m}) for m in chosen]
+        decision = fan_out_decision(model.route(messages, cost_weight=cost_weight), policy)
+        assert isinstance(decision.plan, FanOutPlan)
+        sends = [Send(worker, {messages_key: messages, "model": m}) for m in decision.plan.models]
         return Command(
             goto=sends,
             update={decision_key: decision.to_dict(), candidates_key: Overwrite([])},
@@ -229,7 +240,9 @@ def create_fanout_nodes(
         return fan_out(state)
 
     def _candidate(name: str, message: BaseMessage) -> dict[str, Any]:
-        return {"model": name, "message": message}
+        # "arrived" orders the answers for aggregate="first" (parallel runs of one graph run
+        # share this process's clock).
+        return {"model": name, "message": message, "arrived": time.monotonic()}
 
     def work(payload: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
         name = str(payload["model"])
@@ -252,6 +265,9 @@ def create_fanout_nodes(
             return (-(q if q == q else -math.inf), c if c == c else math.inf)
 
         return min(range(len(candidates)), key=key)
+
+    def first(candidates: list[dict[str, Any]]) -> int:
+        return min(range(len(candidates)), key=lambda i: candidates[i].get("arrived", math.inf))
 
     def judge_prompt(state: Any, candidates: list[dict[str, Any]]) -> list[BaseMessage]:
         request = next(
@@ -305,6 +321,8 @@ def create_fanout_nodes(
             if index is not None:
                 return finish(state, index, "judge")
             logger.warning("the judge's verdict names no answer; keeping the best predicted")
+        if aggregate == "first":
+            return finish(state, first(candidates), "first")
         return finish(state, by_quality(candidates, routing), "quality")
 
     async def apick(state: Any, config: RunnableConfig) -> dict[str, Any]:
@@ -319,6 +337,8 @@ def create_fanout_nodes(
             if index is not None:
                 return finish(state, index, "judge")
             logger.warning("the judge's verdict names no answer; keeping the best predicted")
+        if aggregate == "first":
+            return finish(state, first(candidates), "first")
         return finish(state, by_quality(candidates, routing), "quality")
 
     return (

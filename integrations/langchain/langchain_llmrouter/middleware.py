@@ -50,7 +50,7 @@ class RoutingMiddleware(AgentMiddleware[RoutingAgentState, Any]):
     """Routes every model call of an agent to a pool model.
 
     Args:
-        model: The routed model (router, pool, budget, routing input).
+        model: The routed model (router, pool, budget, routing text).
         cost_weights: lambda per step (``"plan"``, ``"tool_result"``); a missing step uses
             the model's cost weight. E.g. ``{"tool_result": 1e3}`` sends calls that only
             read tool results to cheap models.

@@ -1,7 +1,9 @@
 """An offline stand-in for tool-calling chat models, for tests and examples.
 
-``scripted/<name>`` is a LiteLLM provider whose answers follow fixed, documented rules
-instead of a language model. It exists so that tool calling, structured output and agent
+:func:`scripted_pool` serves models through the core's scripted provider
+(:class:`llmrouter_core.testing.ScriptedProvider`, model ids ``scripted/<name>``) with
+:class:`ScriptedRules`: answers that follow fixed, documented rules instead of a language
+model. It exists so that tool calling, structured output and agent
 loops can be exercised end to end (routing, capability filters, budgets, streaming, LangGraph)
 with no network and no model weights. It is **not** a language model: its "answers" only
 echo the request in a predictable shape.
@@ -23,9 +25,9 @@ numbers in order; string properties take its quoted spans in order, then a capit
 phrase that does not start a sentence, then the message itself; booleans are ``true``,
 arrays ``[]``, objects ``{}``, enums their first value.
 
-Streaming sends text in word-sized pieces and tool calls as two argument deltas, with token
-usage (estimated at 4 characters per token) in the last chunk; ``stop`` sequences and
-``max_tokens`` (x 4 characters) cut the text.
+``stop`` sequences and ``max_tokens`` (x 4 characters) cut the text. Streaming (by the core's
+provider) sends text in word-sized pieces and tool calls as two argument deltas, with token
+usage in the last chunk.
 
 Example:
     >>> from llmrouter_core.pool import ModelSpec, Pool
@@ -44,18 +46,19 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from llmrouter_core.pool import Pool, estimate_tokens
+from llmrouter_core.pool import Pool
+from llmrouter_core.testing import ScriptedCall, ScriptedProvider, ScriptedReply
+from llmrouter_core.testing.provider import PROVIDER
 
-__all__ = ["SCRIPTED_PROVIDER", "register_scripted_provider", "scripted_pool", "scripted_reply"]
+__all__ = ["SCRIPTED_PROVIDER", "ScriptedRules", "scripted_pool", "scripted_reply"]
 
-#: LiteLLM provider name: model ids are ``scripted/<name>``.
-SCRIPTED_PROVIDER = "scripted"
+#: LiteLLM provider name (the core's scripted provider): model ids are ``scripted/<name>``.
+SCRIPTED_PROVIDER = PROVIDER
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"|“([^”]+)”|「([^」]+)」")
@@ -182,120 +185,20 @@ def _cut(text: str, params: Mapping[str, Any]) -> str:
     return text
 
 
-def _usage(
-    messages: Sequence[Mapping[str, Any]], text: str, calls: Sequence[Mapping[str, Any]]
-) -> dict[str, int]:
-    prompt = sum(estimate_tokens(_text(m.get("content"))) + 4 for m in messages)
-    completion = max(1, estimate_tokens(text) + estimate_tokens(json.dumps(list(calls))))
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
+class ScriptedRules:
+    """The rules of this module as a :class:`~llmrouter_core.testing.Responder` script of
+    the core's :class:`~llmrouter_core.testing.ScriptedProvider`."""
 
-
-def _make_handler() -> Any:
-    from llmrouter_core._lazy import import_litellm
-
-    litellm = import_litellm()
-    from litellm.llms.custom_llm import CustomLLM
-
-    def reply(model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> Any:
+    def respond(self, call: ScriptedCall) -> ScriptedReply:
+        params = call.params
         text, calls = scripted_reply(
-            model,
-            messages,
+            call.model,
+            call.messages,
             tools=params.get("tools"),
             tool_choice=params.get("tool_choice"),
             response_format=params.get("response_format"),
         )
-        return _cut(text, params), calls
-
-    def response(model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> Any:
-        text, calls = reply(model, messages, params)
-        message: dict[str, Any] = {"role": "assistant", "content": text or None}
-        if calls:
-            message["tool_calls"] = calls
-        return litellm.ModelResponse(
-            model=f"{SCRIPTED_PROVIDER}/{model}",
-            choices=[
-                {"index": 0, "finish_reason": "tool_calls" if calls else "stop", "message": message}
-            ],
-            usage=_usage(messages, text, calls),
-            created=int(time.time()),
-        )
-
-    def chunks(
-        model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]
-    ) -> Iterator[dict[str, Any]]:
-        text, calls = reply(model, messages, params)
-        for piece in re.findall(r"\S+\s*|\s+", text):
-            yield {
-                "text": piece,
-                "is_finished": False,
-                "finish_reason": "",
-                "index": 0,
-                "tool_use": None,
-                "usage": None,
-            }
-        for index, call in enumerate(calls):
-            arguments = call["function"]["arguments"]
-            half = len(arguments) // 2
-            for k, part in enumerate((arguments[:half], arguments[half:])):
-                yield {
-                    "text": "",
-                    "is_finished": False,
-                    "finish_reason": "",
-                    "index": 0,
-                    "usage": None,
-                    "tool_use": {
-                        "id": call["id"] if k == 0 else None,
-                        "type": "function",
-                        "function": {
-                            "name": call["function"]["name"] if k == 0 else None,
-                            "arguments": part,
-                        },
-                        "index": index,
-                    },
-                }
-        yield {
-            "text": "",
-            "is_finished": True,
-            "index": 0,
-            "tool_use": None,
-            "finish_reason": "tool_calls" if calls else "stop",
-            "usage": _usage(messages, text, calls),
-        }
-
-    class ScriptedLLM(CustomLLM):
-        """LiteLLM handler of ``scripted/<name>``."""
-
-        def completion(self, model: str, messages: list[dict[str, Any]], *a: Any, **k: Any) -> Any:
-            return response(model, messages, k.get("optional_params") or {})
-
-        async def acompletion(
-            self, model: str, messages: list[dict[str, Any]], *a: Any, **k: Any
-        ) -> Any:
-            return response(model, messages, k.get("optional_params") or {})
-
-        def streaming(
-            self, model: str, messages: list[dict[str, Any]], *a: Any, **k: Any
-        ) -> Iterator[Any]:
-            yield from chunks(model, messages, k.get("optional_params") or {})
-
-        async def astreaming(  # type: ignore[override]
-            self, model: str, messages: list[dict[str, Any]], *a: Any, **k: Any
-        ) -> AsyncIterator[Any]:
-            for chunk in chunks(model, messages, k.get("optional_params") or {}):
-                yield chunk
-
-    return ScriptedLLM()
-
-
-def register_scripted_provider() -> None:
-    """Register ``scripted/<name>`` with LiteLLM (idempotent)."""
-    from llmrouter_core.providers import register_provider
-
-    register_provider(SCRIPTED_PROVIDER, _make_handler)
+        return ScriptedReply(_cut(text, params), calls)
 
 
 def scripted_pool(
@@ -305,11 +208,12 @@ def scripted_pool(
     tools: bool = True,
     json_schema: bool = True,
 ) -> Pool:
-    """``pool`` with ``models`` (default: all) served by ``scripted/<name>``, declared as
-    supporting tools and JSON schemas; prices and other models are kept. Registers the
-    provider."""
-    register_scripted_provider()
+    """``pool`` with ``models`` (default: all) served by ``scripted/<name>`` with
+    :class:`ScriptedRules`, declared as supporting tools and JSON schemas; prices and other
+    models are kept. Claims those model names in the core's scripted provider."""
     chosen = set(pool.names if models is None else models)
+    rules = ScriptedRules()
+    ScriptedProvider({name: rules for name in pool.names if name in chosen})
     return Pool(
         replace(
             spec,

@@ -4,6 +4,7 @@ responses; history, usage tracking, caching, persistence and errors."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import warnings
@@ -16,6 +17,7 @@ from dspy_llmrouter import RoutedLM, cost_meter, load_program
 from dspy_llmrouter.recorded import RecordedPromptAdapter, VerifiedAnswer
 
 from llmrouter_core.errors import LLMRouterError, UnknownModelError
+from llmrouter_core.scoring.base import Tags
 
 WEIGHT = 20.0
 
@@ -72,8 +74,8 @@ def test_configure_context_and_set_lm(
 ) -> None:
     data, row = mc_split["test"], mc_split["held_out"][0]
     prompt = data.queries[row]
-    fixed = lm.copy(fixed_model="claude-instant-v1", cost_weight=None)
-    assert fixed.policy == {"fixed_model": "claude-instant-v1"}
+    fixed = lm.copy(model="claude-instant-v1", cost_weight=None)
+    assert fixed.policy == {"model": "claude-instant-v1"}
     assert fixed.model == lm.model and fixed.executor is lm.executor
     j = data.models.index("claude-instant-v1")
     routed_model, routed_answer, _ = _expected(knn_router, data, row)
@@ -180,7 +182,7 @@ class CoinFlipRouter:
     """A router whose decisions are random: it must never be bypassed by DSPy's cache."""
 
     name = "coin-flip"
-    deterministic_routing = False
+    tags = Tags(deterministic=False)
 
     def __init__(self, pool: Any, seed: int) -> None:
         self.pool_ = pool
@@ -222,6 +224,27 @@ def test_random_router_is_not_cached_by_default(
     assert "cached answers skip the router" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "tags",
+    [Tags(deterministic=False), Tags(calls_models=True)],
+    ids=["not-deterministic", "calls-models"],
+)
+def test_caching_reads_the_routers_capabilities(
+    knn_router: Any, replay_pool: Any, tags: Any, tmp_path: Any
+) -> None:
+    import llmrouter_core as lr
+
+    assert knn_router.tags.deterministic and not knn_router.tags.calls_models
+    assert RoutedLM(knn_router, pool=replay_pool).cache is True
+    knn_router.save(tmp_path / "router")
+    judged = lr.load_router(tmp_path / "router")
+    judged.scorer_.tags = tags  # e.g. an LLM judge: routing calls a model
+    assert judged.tags == tags
+    lm = RoutedLM(judged, pool=replay_pool)
+    assert lm.cache is False and not lm.routing_deterministic
+    assert lm.model != RoutedLM(knn_router, pool=replay_pool).model
+
+
 def test_budget_makes_routing_depend_on_spend_so_no_cache(
     knn_router: Any, replay_pool: Any
 ) -> None:
@@ -235,7 +258,7 @@ def test_saved_program_keeps_its_routing_policies(
     knn_router.save(tmp_path / "router")
     base = RoutedLM(str(tmp_path / "router"), pool=replay_pool, cost_weight=WEIGHT)
     program = VerifiedAnswer()
-    program.draft.lm = base.copy(fixed_model="mistralai/mixtral-8x7b-chat", cost_weight=None)
+    program.draft.lm = base.copy(model="mistralai/mixtral-8x7b-chat", cost_weight=None)
     program.check.lm = base.copy(cost_weight=math.inf)
     program.arbiter.lm = base
     program.save(tmp_path / "program.json")
@@ -247,7 +270,7 @@ def test_saved_program_keeps_its_routing_policies(
     safe = load_program(VerifiedAnswer(), tmp_path / "program.json")
     for loaded in (trusted, safe):
         assert isinstance(loaded.draft.lm, RoutedLM)
-        assert loaded.draft.lm.policy == {"fixed_model": "mistralai/mixtral-8x7b-chat"}
+        assert loaded.draft.lm.policy == {"model": "mistralai/mixtral-8x7b-chat"}
         assert loaded.check.lm.policy == {"cost_weight": math.inf}
         assert loaded.arbiter.lm.policy == {"cost_weight": WEIGHT}
         assert loaded.arbiter.lm.model == base.model  # same router, pool: same cache key
@@ -272,7 +295,9 @@ def test_bad_input_raises_one_clear_error(
     knn_router: Any, replay_pool: Any, lm: RoutedLM, tmp_path: Any
 ) -> None:
     with pytest.raises(UnknownModelError, match="not in the pool"):
-        RoutedLM(knn_router, pool=replay_pool, fixed_model="gpt-5")
+        RoutedLM(knn_router, pool=replay_pool, model="gpt-5")
+    with pytest.raises(UnknownModelError, match="not in the pool"):
+        lm.copy(model="gpt-5")
     with pytest.raises(ValueError, match="cost_weight"):
         RoutedLM(knn_router, pool=replay_pool, cost_weight=-1)
     with pytest.raises(ValueError, match="max_cost"):
@@ -301,3 +326,51 @@ def test_function_calling_capability_reflects_the_pool(knn_router: Any, replay_p
     assert not RoutedLM(knn_router, pool=flagged).supports_response_schema
     openai = Pool(replace(s, litellm_model=f"openai/{s.name}") for s in replay_pool)
     assert RoutedLM(knn_router, pool=openai).supports_function_calling
+
+
+def test_model_pins_a_pool_model_and_lm_model_stays_the_routing_id(
+    knn_router: Any, replay_pool: Any, mc_split: dict[str, Any], tmp_path: Any
+) -> None:
+    data, row = mc_split["test"], mc_split["held_out"][7]
+    pinned = RoutedLM(knn_router, pool=replay_pool, model="claude-v2")
+    assert pinned.model.startswith("llmrouter/")  # DSPy's id of the LM: the routing id
+    assert pinned.policy == {"model": "claude-v2"}
+    assert pinned.kwargs["pinned_model"] == "claude-v2"  # how the pin travels (cache key)
+    with dspy.context(lm=pinned, adapter=RecordedPromptAdapter()):
+        answer = _qa()(prompt=data.queries[row]).answer
+    assert pinned.history[-1]["response_model"] == "claude-v2"
+    assert answer == data.responses[row, data.models.index("claude-v2")]
+    assert pinned.copy(model=None).policy == {}
+
+    with pytest.warns(DeprecationWarning, match=r"fixed_model=.*use model="):
+        old = RoutedLM(knn_router, pool=replay_pool, fixed_model="claude-v2")
+    assert old.policy == pinned.policy and old.model == pinned.model
+    with pytest.warns(DeprecationWarning, match="use model="):
+        assert old.copy(fixed_model="gpt-4-1106-preview").policy == {"model": "gpt-4-1106-preview"}
+    with pytest.raises(TypeError, match="model= only"):
+        RoutedLM(knn_router, pool=replay_pool, model="claude-v2", fixed_model="claude-v2")
+
+
+def test_programs_saved_with_the_old_pin_name_still_load(
+    knn_router: Any, replay_pool: Any, tmp_path: Any
+) -> None:
+    knn_router.save(tmp_path / "router")
+    base = RoutedLM(str(tmp_path / "router"), pool=replay_pool, routing_text="conversation")
+    program = VerifiedAnswer()
+    program.set_lm(base.copy(model="claude-v2"))
+    program.save(tmp_path / "p.json")
+    state = json.loads((tmp_path / "p.json").read_text())
+    lm_state = state["draft.predict"]["lm"] if "draft.predict" in state else state["draft"]["lm"]
+    assert lm_state["pinned_model"] == "claude-v2"
+    assert lm_state["executor_options"]["routing_text"] == "conversation"
+    # As an earlier version wrote it: the pin as fixed_model, routing_text among the options.
+    for entry in state.values():
+        if isinstance(entry, dict) and isinstance(entry.get("lm"), dict):
+            entry["lm"]["fixed_model"] = entry["lm"].pop("pinned_model")
+    (tmp_path / "old.json").write_text(json.dumps(state))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        loaded = load_program(VerifiedAnswer(), tmp_path / "old.json")
+    assert loaded.draft.lm.policy == {"model": "claude-v2"}
+    assert loaded.draft.lm.executor.routing_text == "conversation"
+    assert loaded.draft.lm.model == base.model

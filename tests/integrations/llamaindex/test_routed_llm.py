@@ -93,7 +93,7 @@ def test_streaming_and_async_twins_give_the_same_answer(
     assert cstream[-1].message.content == answer
 
 
-def test_cost_weight_and_fixed_model_steer_the_choice(
+def test_cost_weight_and_a_pinned_model_steer_the_choice(
     knn_router: Any, replay_pool: Any, rb_test_rows: tuple[Any, list[int]]
 ) -> None:
     data, rows = rb_test_rows
@@ -103,12 +103,57 @@ def test_cost_weight_and_fixed_model_steer_the_choice(
     predicted = knn_router.route(data.queries[row], cost_weight=math.inf).model
     assert cheap.complete(data.queries[row]).additional_kwargs["model"] == predicted
 
-    fixed = RoutedLLM(knn_router, pool=replay_pool, fixed_model="claude-v2")
+    fixed = RoutedLLM(knn_router, pool=replay_pool, model="claude-v2")
     j = data.models.index("claude-v2")
     out = fixed.complete(data.queries[row])
     assert out.text == data.responses[row, j]
     assert out.additional_kwargs["cost"] == pytest.approx(data.costs[row, j])
     assert fixed.metadata.model_name == "claude-v2"
+    # model= in a call pins that call only.
+    k = data.models.index("gpt-4-1106-preview")
+    once = cheap.complete(data.queries[row], model="gpt-4-1106-preview")
+    assert once.text == data.responses[row, k]
+
+
+def test_fixed_model_is_the_deprecated_name_of_model(knn_router: Any, replay_pool: Any) -> None:
+    with pytest.warns(DeprecationWarning, match=r"fixed_model=.*use model="):
+        old = RoutedLLM(knn_router, pool=replay_pool, fixed_model="claude-v2")
+    assert old.model == "claude-v2"
+    with pytest.warns(DeprecationWarning, match="use model"):
+        assert old.fixed_model == "claude-v2"
+    with pytest.raises(TypeError, match="model= only"):
+        RoutedLLM(knn_router, pool=replay_pool, model="claude-v2", fixed_model="claude-v2")
+
+
+def test_routing_text_and_an_executor_as_router(
+    knn_router: Any, replay_pool: Any, rb_test_rows: tuple[Any, list[int]]
+) -> None:
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+    from llmrouter_core.execution import Executor
+
+    data, rows = rb_test_rows
+    first, now = data.queries[rows[0]], data.queries[rows[2]]
+    messages = [
+        ChatMessage(role=MessageRole.USER, content=first),
+        ChatMessage(role=MessageRole.ASSISTANT, content="..."),
+        ChatMessage(role=MessageRole.USER, content=now),
+    ]
+    custom = RoutedLLM(knn_router, pool=replay_pool, routing_text=lambda msgs: first)
+    answer = custom.chat(messages)
+    assert answer.additional_kwargs["decision"] == knn_router.route(first).to_dict()
+    whole = RoutedLLM(knn_router, pool=replay_pool, routing_text="conversation")
+    decision = whole.chat(messages).additional_kwargs["decision"]
+    assert decision == knn_router.route("\n\n".join([first, "...", now])).to_dict()
+
+    executor = Executor(knn_router, pool=replay_pool, routing_text="conversation")
+    given = RoutedLLM(executor, cost_weight=WEIGHT)
+    assert given.executor is executor and given.router_path is None
+    for clash in ({"pool": replay_pool}, {"budget": 1.0}, {"routing_text": "last_user"}):
+        with pytest.raises(ValueError, match="belong to the Executor"):
+            RoutedLLM(executor, **clash)
+    with pytest.raises(ValueError, match="routing_text must be"):
+        RoutedLLM(knn_router, pool=replay_pool, routing_text="everything")
 
 
 def test_metadata_reflects_the_pool(knn_router: Any, replay_pool: Any, tool_pool: Any) -> None:
@@ -131,7 +176,7 @@ def test_metadata_reflects_the_pool(knn_router: Any, replay_pool: Any, tool_pool
     meta = RoutedLLM(knn_router, pool=openai).metadata
     assert meta.context_window == 16385
     assert meta.is_function_calling_model  # gpt-3.5/4 accept tools
-    fixed = RoutedLLM(knn_router, pool=openai, fixed_model="gpt-4-1106-preview")
+    fixed = RoutedLLM(knn_router, pool=openai, model="gpt-4-1106-preview")
     assert fixed.metadata.context_window == 128000
 
     plain = Pool(
@@ -333,7 +378,7 @@ def test_bad_input_raises_one_clear_error(knn_router: Any, replay_pool: Any, tmp
     from llmrouter_core.errors import NotFittedError, PersistenceError
 
     with pytest.raises(UnknownModelError, match="not in the pool"):
-        RoutedLLM(knn_router, pool=replay_pool, fixed_model="gpt-5")
+        RoutedLLM(knn_router, pool=replay_pool, model="gpt-5")
     with pytest.raises(PersistenceError):
         RoutedLLM(tmp_path / "missing")
     import llmrouter_core as lr

@@ -23,6 +23,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from llmrouter_core.errors import UnknownModelError
+from llmrouter_core.policy import FanOutPolicy
 
 STRONG, MID, CHEAP = "gpt-4-1106-preview", "zero-one-ai/Yi-34B-Chat", "mistralai/mistral-7b-chat"
 
@@ -152,6 +153,10 @@ def test_fanout_keeps_the_answer_with_the_best_predicted_quality(
         best = max(top, key=lambda m: (decision.quality[m], -decision.cost[m]))
         fanout = state["routing"]["fanout"]
         assert fanout == {"candidates": top, "chosen": best, "by": "quality"}
+        # The candidates are the core's fan-out plan, recorded with the decision.
+        plan = router.route(prompt, policy=FanOutPolicy(k=3)).plan
+        assert state["routing"]["plan"] == plan.to_dict()
+        assert plan.models == tuple(top)
         assert state["messages"][-1].content == kit.recorded(prompt, best)[0]
         # Candidates are reset at each fan-out; history grows by one answer per turn.
         assert len(state["candidates"]) == 3
@@ -180,6 +185,27 @@ def test_fanout_with_a_judge(llm: RoutedChatModel, router: Any, prompts: list[st
     assert len({m.id for m in chunks}) == 3
     with pytest.raises(ValueError, match="judge"):
         create_fanout_nodes(llm, aggregate="judge")
+
+
+def test_fanout_keeping_the_first_answer_to_arrive(
+    llm: RoutedChatModel, router: Any, prompts: list[str]
+) -> None:
+    graph = fanout_graph(llm, k=2, aggregate="first")
+    state = graph.invoke(
+        {"messages": [HumanMessage(prompts[5])]}, {"configurable": {"thread_id": "first"}}
+    )
+    first = min(state["candidates"], key=lambda c: c["arrived"])
+    assert state["routing"]["plan"]["aggregate"] == "first"
+    assert state["routing"]["fanout"] == {
+        "candidates": list(router.route(prompts[5]).ranked[:2]),
+        "chosen": first["model"],
+        "by": "first",
+    }
+    assert state["messages"][-1].content == kit.recorded(prompts[5], first["model"])[0]
+    with pytest.raises(ValueError, match="k must be"):
+        create_fanout_nodes(llm, k=0)
+    with pytest.raises(ValueError, match="aggregate"):
+        create_fanout_nodes(llm, aggregate="vote")  # type: ignore[arg-type]
 
 
 def test_fanout_runs_async(llm: RoutedChatModel, router: Any, prompts: list[str]) -> None:

@@ -14,12 +14,13 @@ from langchain_core.callbacks import get_usage_metadata_callback
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.tools import tool
 from langchain_llmrouter import RoutedChatModel
-from langchain_llmrouter.chat_models import ROUTER_ENV, retrieval_routing_text
+from langchain_llmrouter.chat_models import ROUTER_ENV
 from pydantic import BaseModel
 
 from llmrouter_core.errors import NotFittedError, PersistenceError, UnknownModelError
-from llmrouter_core.execution import BudgetExceededError, NoEligibleModelError
+from llmrouter_core.execution import BudgetExceededError, Executor, NoEligibleModelError
 from llmrouter_core.execution._support import supports
+from llmrouter_core.integration import retrieval_routing_text
 from llmrouter_core.pool import Pool
 
 
@@ -251,10 +252,10 @@ def test_profile_is_what_every_pool_model_supports(
     assert full["max_input_tokens"] == 4096
 
 
-# -- routing input ---------------------------------------------------------------------------
+# -- routing text ----------------------------------------------------------------------------
 
 
-def test_routing_input_selects_what_the_router_reads(router: Any, replay: Pool) -> None:
+def test_routing_text_selects_what_the_router_reads(router: Any, replay: Pool) -> None:
     plants = "How do plants turn sunlight into sugar with chlorophyll?"
     code = "Write a python list comprehension that squares even numbers."
     now = "Why is chlorophyll green in plants?"
@@ -266,12 +267,12 @@ def test_routing_input_selects_what_the_router_reads(router: Any, replay: Pool) 
         HumanMessage(now),
     ]
     last = RoutedChatModel(router=router, pool=replay)
-    whole = RoutedChatModel(router=router, pool=replay, routing_input="conversation")
+    whole = RoutedChatModel(router=router, pool=replay, routing_text="conversation")
     retrieval = RoutedChatModel(
-        router=router, pool=replay, routing_input="retrieval", retrieval_top_k=1
+        router=router, pool=replay, routing_text="retrieval", retrieval_top_k=1
     )
     custom = RoutedChatModel(
-        router=router, pool=replay, routing_input=lambda msgs: str(msgs[0]["content"])
+        router=router, pool=replay, routing_text=lambda msgs: str(msgs[0]["content"])
     )
     assert last.route(conversation) == router.route(now)
     texts = [str(m.content) for m in conversation]
@@ -290,6 +291,43 @@ def test_routing_input_selects_what_the_router_reads(router: Any, replay: Pool) 
     assert plants in text and now in text and code not in text
     assert retrieval.route(conversation) == router.route(text)
     assert custom.route(conversation) == router.route(plants)
+    with pytest.raises(ValueError, match="routing_text"):
+        RoutedChatModel(router=router, pool=replay, routing_text="everything")
+
+
+def test_routing_input_is_the_deprecated_name_of_routing_text(router: Any, replay: Pool) -> None:
+    with pytest.warns(DeprecationWarning, match=r"routing_input=.*use routing_text="):
+        old = RoutedChatModel(router=router, pool=replay, routing_input="conversation")
+    assert old.routing_text == "conversation"
+    with pytest.warns(DeprecationWarning, match="use routing_text"):
+        assert old.routing_input == "conversation"
+    with pytest.raises(TypeError, match="routing_text= only"):
+        RoutedChatModel(
+            router=router, pool=replay, routing_input="conversation", routing_text="last_user"
+        )
+
+
+def test_an_executor_is_a_router_with_its_own_setup(
+    router: Any, replay: Pool, prompts: list[str]
+) -> None:
+    executor = Executor(router, pool=replay, routing_text="conversation", max_retries=0)
+    llm = RoutedChatModel(router=executor, cost_weight=math.inf, temperature=0.0)
+    assert llm.executor is executor and llm.router_ is router
+    msg = llm.invoke(prompts[0])
+    cheapest = router.route(prompts[0], cost_weight=math.inf).model
+    assert msg.response_metadata["model_name"] == cheapest  # the model's options still apply
+    for clash in (
+        {"pool": replay},
+        {"budget": 1.0},
+        {"max_retries": 1},
+        {"routing_text": "last_user"},
+    ):
+        with pytest.raises(ValueError, match="belong to the Executor"):
+            RoutedChatModel(router=executor, **clash)
+    with pytest.raises(ValueError, match="not in executor_options"):
+        RoutedChatModel(router=router, pool=replay, executor_options={"timeout": 5.0})
+    custom = RoutedChatModel(router=router, pool=replay, executor_options={"backoff": 0.0})
+    assert custom.executor.backoff == 0.0
 
 
 # -- budgets, fallbacks, errors -------------------------------------------------------------

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -36,7 +35,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
-from llmrouter_core.errors import UnknownModelError
+from llmrouter_core.integration import build_executor, renamed_options
 
 __all__ = ["RoutedLLM", "from_execution_result", "to_openai_messages"]
 
@@ -54,7 +53,7 @@ class RoutedLLM(FunctionCallingLLM):
     """A LlamaIndex function-calling LLM whose every call is routed by a trained router.
 
     A thin layer over :class:`llmrouter_core.execution.Executor`: the router picks the model
-    (or ``fixed_model`` names one), requests with tools only go to models that support tools,
+    (or ``model`` pins one), requests with tools only go to models that support tools,
     failures are retried and fall back down the ranking, and budgets are enforced. Each
     response's ``additional_kwargs`` carry the model that answered, its USD cost, the token
     counts and the routing decision; ``raw`` is the answering model's LiteLLM response.
@@ -63,19 +62,30 @@ class RoutedLLM(FunctionCallingLLM):
     models that may answer (so a prompt packed to it fits any of them), and the LLM is a
     function-calling model only if at least one pool model supports tools.
 
+    The options shared by the three adapters mean the same in each (see
+    :mod:`llmrouter_core.integration`); ``fixed_model`` is the deprecated old name of
+    ``model``.
+
     Args:
         router: A trained router, the path of a saved router directory, or an
             :class:`~llmrouter_core.execution.Executor`.
-        pool: Execution pool (default: the router's).
+        pool: Execution pool: a ``Pool`` or a pool file (default: the router's).
         budget: A spend limit shared by every call.
         cost_weight: lambda in utility = quality - lambda x cost (USD); ``None``: the
             router's default.
-        fixed_model: Call this pool model every time instead of routing.
+        model: Call this pool model every time instead of routing (``model=`` in a call
+            does it for that call).
         max_cost: Per-call cap in USD.
+        routing_text: What the router reads: ``"last_user"`` (default),
+            ``"conversation"``, ``"retrieval"`` (the current query and the
+            ``retrieval_top_k`` earlier user turns most similar to it) or a callable
+            ``messages -> str``.
+        retrieval_top_k: Earlier turns the ``"retrieval"`` routing text reads.
         temperature: Sampling temperature sent to the models.
         max_tokens: Output token limit sent to the models.
         additional_kwargs: Further LiteLLM arguments of every call.
         executor_options: Further :class:`~llmrouter_core.execution.Executor` arguments.
+        trust_endpoints: Use the endpoints and key variables saved with a router directory.
         **kwargs: LlamaIndex LLM options (``callback_manager``, ``system_prompt``, ...).
 
     Example:
@@ -90,7 +100,7 @@ class RoutedLLM(FunctionCallingLLM):
     cost_weight: float | None = Field(
         default=None, ge=0, description="lambda of utility = quality - lambda x cost (USD)."
     )
-    fixed_model: str | None = Field(default=None, description="Pool model to call, no routing.")
+    model: str | None = Field(default=None, description="Pool model to call, no routing.")
     max_cost: float | None = Field(default=None, ge=0, description="Per-call cap in USD.")
     temperature: float | None = Field(default=None, description="Sampling temperature.")
     max_tokens: int | None = Field(default=None, gt=0, description="Output token limit.")
@@ -107,26 +117,37 @@ class RoutedLLM(FunctionCallingLLM):
         pool: Any = None,
         budget: Any = None,
         cost_weight: float | None = None,
-        fixed_model: str | None = None,
+        model: str | None = None,
         max_cost: float | None = None,
+        routing_text: Any = None,
+        retrieval_top_k: int = 3,
         temperature: float | None = None,
         max_tokens: int | None = None,
         additional_kwargs: Mapping[str, Any] | None = None,
         executor_options: Mapping[str, Any] | None = None,
+        trust_endpoints: bool = False,
         **kwargs: Any,
     ) -> None:
-        executor, path = _build_executor(router, pool, budget, dict(executor_options or {}))
-        if fixed_model is not None and fixed_model not in executor.models:
-            raise UnknownModelError(
-                f"fixed_model {fixed_model!r} is not in the pool; it has: "
-                f"{', '.join(executor.models)}"
-            )
-        if cost_weight is not None and math.isnan(float(cost_weight)):
-            raise ValueError("cost_weight must be >= 0 (math.inf = cheapest)")
+        if model is not None:
+            kwargs["model"] = model
+        model = renamed_options(kwargs, "RoutedLLM").pop("model", None)  # or fixed_model=
+        executor, path = build_executor(
+            router,
+            pool=pool,
+            budget=budget,
+            cost_weight=cost_weight,
+            model=model,
+            max_cost=max_cost,
+            routing_text=routing_text,
+            retrieval_top_k=retrieval_top_k,
+            options=executor_options,
+            trust_endpoints=trust_endpoints,
+            owner="RoutedLLM",
+        )
         super().__init__(
             router_path=path,
             cost_weight=cost_weight,
-            fixed_model=fixed_model,
+            model=model,
             max_cost=max_cost,
             temperature=temperature,
             max_tokens=max_tokens,
@@ -150,8 +171,16 @@ class RoutedLLM(FunctionCallingLLM):
         """The router deciding each call."""
         return self._executor.router
 
+    @property
+    def fixed_model(self) -> str | None:
+        """Deprecated: the old name of :attr:`model`."""
+        warnings.warn(
+            "RoutedLLM.fixed_model is deprecated; use model", DeprecationWarning, stacklevel=2
+        )
+        return self.model
+
     def _candidates(self) -> list[str]:
-        return [self.fixed_model] if self.fixed_model else list(self._executor.models)
+        return [self.model] if self.model else list(self._executor.models)
 
     @property
     def tool_models(self) -> list[str]:
@@ -163,7 +192,7 @@ class RoutedLLM(FunctionCallingLLM):
         ex = self._executor
         windows = [ex.context_window(m) for m in self._candidates()]
         known = [w for w in windows if w]
-        name = self.fixed_model or f"llmrouter/{getattr(self.router, 'name', '') or 'router'}"
+        name = self.model or f"llmrouter/{getattr(self.router, 'name', '') or 'router'}"
         return LLMMetadata(
             context_window=min(known) if known else DEFAULT_CONTEXT_WINDOW,
             num_output=self.max_tokens or DEFAULT_NUM_OUTPUTS,
@@ -185,7 +214,7 @@ class RoutedLLM(FunctionCallingLLM):
             args.pop("tool_choice", None)
         if not args.get("tools"):
             args.pop("tools", None)
-        args.setdefault("model", self.fixed_model)
+        args.setdefault("model", self.model)
         args.setdefault("cost_weight", self.cost_weight)
         args.setdefault("max_cost", self.max_cost)
         return {"messages": to_openai_messages(messages), **args}
@@ -420,26 +449,6 @@ def from_execution_result(result: Any, *, streamed_text: str | None = None) -> C
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _build_executor(
-    router: Any, pool: Any, budget: Any, options: dict[str, Any]
-) -> tuple[Any, str | None]:
-    from llmrouter_core.execution import Executor
-
-    if isinstance(router, Executor):
-        if pool is not None or budget is not None or options:
-            raise ValueError("pool, budget and executor_options belong to the Executor given")
-        return router, None
-    path: str | None = None
-    if isinstance(router, str | os.PathLike):
-        from llmrouter_core.persistence import load_router
-
-        path = os.fspath(router)
-        router = load_router(path)
-    if "cost_weight" in options:
-        raise ValueError("give cost_weight as RoutedLLM(cost_weight=...), not in executor_options")
-    return Executor(router, pool=pool, budget=budget, **options), path
 
 
 def _capable(
