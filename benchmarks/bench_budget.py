@@ -9,14 +9,16 @@ models: 429 and 500 (retried), 401 and 400 (fall back to the next model). LiteLL
 real (``completion`` / ``acompletion``, plain and streaming).
 
 Printed per scenario: the limit, USD spent, share of the limit spent, requests answered /
-refused (``BudgetExceededError``) / lost (anything else), the largest settlement above its
-reservation (overrun), and which driver ran them.
+refused (``BudgetExceededError``) / failed (``AllModelsFailedError``: a model failed by an
+injected fault and no fallback fits the budget left; each attempt listed) / lost (anything
+else), the largest settlement above its reservation (overrun), and which driver ran them.
 
-1. Issue 15, Medium 4: ``Budget(0.10)``, 200 concurrent calls costing $0.05 each; before:
-   $0.55 spent. Now each call reserves its bound (>= $0.05): at most two can be answered.
-2. Issue 15, Medium 6: ``Budget(0.5)``, calls of about $0.0048: sequential, concurrent with
-   admission waiting (the default), and concurrent refusing at once (``admission_timeout=0``,
-   the old behaviour).
+1. Reservations bound concurrent spending: ``Budget(0.10)``, 200 concurrent calls costing
+   $0.05 each (without reservations: $0.55 spent). Each call reserves its bound (>= $0.05):
+   at most two can be answered.
+2. Admission under a small budget: ``Budget(0.5)``, calls of about $0.0048: sequential,
+   concurrent with admission waiting (the default), and concurrent refusing at once
+   (``admission_timeout=0``).
 3. The guarantee: 200 concurrent requests with faults, through each of ``complete`` (200
    threads), ``acomplete``, ``stream`` (200 threads) and ``astream``, demand over the limit.
 
@@ -32,6 +34,7 @@ import math
 import os
 import sys
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -193,17 +196,25 @@ def run(ex: Any, driver: str, prompts: list[str], *, sequential: bool = False) -
 
 
 def report(name: str, driver: str, budget: Any, outcomes: list[Any]) -> None:
-    from llmrouter_core.execution import BudgetExceededError, ExecutionResult
+    from llmrouter_core.execution import AllModelsFailedError, BudgetExceededError, ExecutionResult
 
     answered = sum(isinstance(o, ExecutionResult) for o in outcomes)
     refused = sum(isinstance(o, BudgetExceededError) for o in outcomes)
-    lost = len(outcomes) - answered - refused
+    failed = sum(isinstance(o, AllModelsFailedError) for o in outcomes)
+    lost = len(outcomes) - answered - refused - failed
     print(
         f"{name:<38} {driver:<10} limit ${budget.limit:<8.4g} spent ${budget.spent:<9.6f} "
         f"({100 * budget.spent / budget.limit:5.1f}%)  answered {answered:3d}  refused "
-        f"{refused:3d}  lost {lost}  overrun ${budget.overrun:.3g}  "
+        f"{refused:3d}  failed {failed}  lost {lost}  overrun ${budget.overrun:.3g}  "
         f"{'OVER THE LIMIT' if budget.spent > budget.limit * (1 + 1e-12) else 'within'}"
     )
+    kinds = Counter(
+        f"{type(o).__name__}: {str(o)[:200]}"
+        for o in outcomes
+        if not isinstance(o, ExecutionResult | BudgetExceededError | AllModelsFailedError)
+    )
+    for kind, count in kinds.items():
+        print(f"    lost x{count}: {kind}")
 
 
 def main(argv: list[str] | None = None) -> int:

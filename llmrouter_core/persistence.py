@@ -223,10 +223,9 @@ def _restore(
     router.unmeasured_models_ = [str(m) for m in doc.get("unmeasured_models", [])]
     router.calibration_ = Calibration.from_dict(_from_json(doc["calibration"]))
     router.blend_ = float(state["blend"])
-    router.anchor_ = int(state.get("anchor", 0))
     router.margin_ = float(state.get("margin", 0.0))
-    if not (0 <= router.anchor_ < len(models)) or not router.margin_ >= 0:
-        raise PersistenceError("the saved anchor model or margin is out of range")
+    if not router.margin_ >= 0:
+        raise PersistenceError("the saved anchor margin is out of range")
     router.best_params_ = _from_json(state["best_params"])
     router.cv_results_ = []
     router.prior_ = np.asarray(arrays["prior"], dtype=np.float64)

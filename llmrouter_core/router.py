@@ -47,6 +47,7 @@ from llmrouter_core.errors import DataError, NotFittedError, UnknownModelError
 from llmrouter_core.features import get_embedder
 from llmrouter_core.features.base import Embedder, fit_transform
 from llmrouter_core.policy import (
+    Anchor,
     BudgetPolicy,
     Calibration,
     Policy,
@@ -109,9 +110,10 @@ class Router(BaseEstimator):  # type: ignore[misc]
         calibration_: The knob's calibration on the training queries (a trained policy's
             own, if it has one).
         policy_: The fitted copy of a trained policy (absent for other policies).
-        anchor_: The best training model (by mean score).
-        margin_: Predicted-utility gain needed to leave the anchor model (0: none; the
-            default router chooses it by cross-validation, see ``StackScorer.guard``).
+        prior_: Mean training score per model (the best single model for each budget).
+        margin_: Predicted-utility gain needed to leave the best single model for the
+            budget (0: none; the default router chooses it by cross-validation, see
+            ``StackScorer.guard``).
         unmeasured_models_: Pool models without training data (left out).
     """
 
@@ -290,10 +292,9 @@ class Router(BaseEstimator):  # type: ignore[misc]
         if rows is not None:  # e.g. the LLM judge's rated slice (each prediction is a call)
             inputs = [inputs[i] for i in rows] if isinstance(inputs, list) else inputs[rows]
             cost_pred = cost_pred[rows]
-        self.anchor_ = int(np.argmax(self.prior_))
         self.margin_ = float(selected.margin)
         quality = self._blended(self.scorer_.predict_many(inputs))
-        self.calibration_ = Calibration.from_predictions(quality, cost_pred, self.bonus)
+        self.calibration_ = Calibration.from_predictions(quality, cost_pred, self.anchor)
         if callable(getattr(self.policy, "fit", None)):
             self._fit_policy(data, quality, cost_pred, rows)
 
@@ -356,14 +357,11 @@ class Router(BaseEstimator):  # type: ignore[misc]
         return self.cost_model_.predict(queries, self._features(queries))
 
     @property
-    def bonus(self) -> FloatArray | None:
-        """The utility bonus per model that routing adds (the anchor margin), or ``None``."""
+    def anchor(self) -> Anchor | None:
+        """Routing's anchor (leave the best single model for the budget only for a predicted
+        gain above ``margin_``), or ``None`` without a margin."""
         margin = float(getattr(self, "margin_", 0.0))
-        if margin <= 0:
-            return None
-        out = np.zeros(len(self.models_))
-        out[self.anchor_] = margin
-        return out
+        return Anchor(self.prior_, margin) if margin > 0 else None
 
     # -- the knob ----------------------------------------------------------------------
     @property
@@ -491,7 +489,7 @@ class Router(BaseEstimator):  # type: ignore[misc]
             calibration=self.calibration_,
             default_cost_weight=weight,
             mask=mask,
-            bonus=self.bonus,
+            anchor=self.anchor,
         )
 
     def choose_indices(
@@ -515,8 +513,13 @@ class Router(BaseEstimator):  # type: ignore[misc]
             return np.empty((0, quality.shape[0]), dtype=np.intp)
         trained = self.trained_policy
         if trained is None:
-            ranked = quality if self.bonus is None else quality + self.bonus
-            return np.stack([choose(ranked, cost, w) for w in cost_weights])
+            anchor = self.anchor
+            return np.stack(
+                [
+                    choose(quality if anchor is None else anchor.ranked(quality, cost, w), cost, w)
+                    for w in cost_weights
+                ]
+            )
         index = {m: j for j, m in enumerate(self.models_)}
         rows = []
         for w in cost_weights:

@@ -162,7 +162,6 @@ def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
         "state": {
             "scorer": _json_safe(scorer_meta, "scorer state"),
             "blend": router.blend_,
-            "anchor": int(router.anchor_),
             "margin": float(router.margin_),
             "best_params": _json_safe(router.best_params_, "chosen hyperparameters"),
             "cost_model": router.cost_model_.kind,

@@ -19,6 +19,7 @@ AutoMix's, in :mod:`llmrouter_core.cascades`).
 from __future__ import annotations
 
 from llmrouter_core.policy.base import (
+    Anchor,
     Calibration,
     Policy,
     PolicyFitContext,
@@ -34,9 +35,17 @@ from llmrouter_core.policy.knob import (
     UtilityPolicy,
 )
 from llmrouter_core.policy.plans import CascadePolicy, FanOutPolicy
-from llmrouter_core.policy.ranking import choose, rank, rank_one, rank_rows, utilities
+from llmrouter_core.policy.ranking import (
+    anchored,
+    choose,
+    rank,
+    rank_one,
+    rank_rows,
+    utilities,
+)
 
 __all__ = [
+    "Anchor",
     "BudgetPolicy",
     "Calibration",
     "CascadePolicy",
@@ -48,6 +57,7 @@ __all__ = [
     "ThresholdPolicy",
     "TrainedPolicy",
     "UtilityPolicy",
+    "anchored",
     "choose",
     "decisions",
     "eligible",

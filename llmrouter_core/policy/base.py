@@ -17,9 +17,10 @@ import numpy.typing as npt
 
 from llmrouter_core.decision import Decision, Plan
 from llmrouter_core.errors import DataError, UnknownModelError
-from llmrouter_core.policy.ranking import choose, rank_one, rank_rows
+from llmrouter_core.policy.ranking import anchored, choose, rank_one, rank_rows
 
 __all__ = [
+    "Anchor",
     "Calibration",
     "Policy",
     "PolicyFitContext",
@@ -31,6 +32,34 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The router's anchor: routing leaves the best single model for the budget (the model
+    the per-model ``prior``, the mean training quality, chooses at the cost weight) only for
+    a predicted utility gain above ``margin``.
+
+    Example:
+        >>> a = Anchor(np.array([0.7, 0.5]), 0.05)
+        >>> a.ranked(np.array([[0.60, 0.62]]), np.array([[0.001, 0.002]]), 0.0).round(2).tolist()
+        [[0.65, 0.62]]
+    """
+
+    prior: FloatArray
+    margin: float
+
+    def ranked(
+        self, quality: FloatArray, cost: FloatArray, cost_weight: float, allowed: Any = None
+    ) -> FloatArray:
+        """``quality`` with the margin added to each query's anchor at ``cost_weight``."""
+        return anchored(quality, cost, cost_weight, self.prior, self.margin, allowed)
+
+
+def _ranked(
+    anchor: Anchor | None, quality: FloatArray, cost: FloatArray, w: float, allowed: Any = None
+) -> FloatArray:
+    return quality if anchor is None else anchor.ranked(quality, cost, w, allowed)
 
 
 @dataclass(frozen=True)
@@ -51,16 +80,15 @@ class Calibration:
 
     @classmethod
     def from_predictions(
-        cls, quality: FloatArray, cost: FloatArray, bonus: FloatArray | None = None
+        cls, quality: FloatArray, cost: FloatArray, anchor: Anchor | None = None
     ) -> Calibration:
         """The curve of routing ``quality`` / ``cost`` (``(n, m)``) over the weight grid (with
-        the router's utility ``bonus`` per model, if any)."""
+        the router's ``anchor``, if any)."""
         grid = cost_weight_grid(cost)
         rows = np.arange(quality.shape[0])
-        ranked = quality if bonus is None else quality + bonus
         mean_cost, mean_quality = [], []
         for w in grid:
-            idx = choose(ranked, cost, w)
+            idx = choose(_ranked(anchor, quality, cost, w), cost, w)
             mean_cost.append(float(cost[rows, idx].mean()))
             mean_quality.append(float(quality[rows, idx].mean()))
         return cls(tuple(grid), tuple(mean_cost), tuple(mean_quality))
@@ -146,9 +174,9 @@ class RouteContext:
         default_cost_weight: The cost weight when a policy names none.
         mask: ``(n, m)`` eligible models per query (``allowed`` and ``max_cost``), or
             ``None`` when every model is eligible.
-        bonus: A utility bonus per model (the router's anchor margin: leave the anchor model
-            only for a predicted gain above it), or ``None``. Decisions report the predicted
-            quality without it.
+        anchor: The router's :class:`Anchor` (leave the best single model for the budget
+            only for a predicted gain above a margin), or ``None``. Decisions report the
+            predicted quality without it.
     """
 
     models: tuple[str, ...]
@@ -156,7 +184,7 @@ class RouteContext:
     calibration: Calibration | None = None
     default_cost_weight: float = 0.0
     mask: Mask | None = None
-    bonus: FloatArray | None = None
+    anchor: Anchor | None = None
 
     def row_mask(self, i: int) -> Mask | None:
         return None if self.mask is None else self.mask[i]
@@ -269,19 +297,21 @@ def decisions(
     or one per row). ``reason`` is appended to the default explanation."""
     models = context.models
     n = quality.shape[0]
-    ranked = quality if context.bonus is None else quality + context.bonus
-    q_rows, r_rows, c_rows = quality.tolist(), ranked.tolist(), cost.tolist()
+    q_rows, c_rows = quality.tolist(), cost.tolist()
     per_row = not isinstance(weights, int | float)
     if per_row:
         row_weights = [float(w) for w in weights]  # type: ignore[union-attr]
-        orders: list[Any] = [
-            rank_one(r_rows[i], c_rows[i], row_weights[i], _row(context, i)) for i in range(n)
-        ]
+        orders: list[Any] = []
+        for i, w in enumerate(row_weights):
+            row = slice(i, i + 1)
+            ranked = _ranked(context.anchor, quality[row], cost[row], w, context.row_mask(i))
+            orders.append(rank_one(ranked[0].tolist(), c_rows[i], w, _row(context, i)))
     else:
         w = float(weights)  # type: ignore[arg-type]
         row_weights = [w] * n
+        ranked = _ranked(context.anchor, quality, cost, w, context.mask)
         if n == 1:  # one query: plain Python, same result as rank_rows
-            orders = [rank_one(r_rows[0], c_rows[0], w, _row(context, 0))]
+            orders = [rank_one(ranked[0].tolist(), c_rows[0], w, _row(context, 0))]
         else:
             orders = rank_rows(ranked, cost, w, context.mask)
     out = []

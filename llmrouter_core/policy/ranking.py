@@ -26,6 +26,7 @@ from llmrouter_core.errors import DataError
 
 __all__ = [
     "TIE_TOLERANCE",
+    "anchored",
     "choose",
     "rank",
     "rank_one",
@@ -79,6 +80,34 @@ def choose(
     tied = ok & (u >= best - TIE_TOLERANCE)
     # Among the tied, take the cheapest; argmin returns the first (earliest pool position).
     return np.asarray(np.argmin(np.where(tied, c, np.inf), axis=1), dtype=np.intp)
+
+
+def anchored(
+    quality: npt.NDArray[np.float64],
+    cost: npt.NDArray[np.float64],
+    cost_weight: float,
+    prior: npt.NDArray[np.float64],
+    margin: float,
+    allowed: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.float64]:
+    """``quality`` (``(n, m)``) with ``margin`` added to each query's *anchor*: the model that
+    ``prior`` (mean training quality per model, ``(m,)`` or ``(n, m)``) chooses at this cost
+    weight, i.e. the best single model for the budget. Ranking the result leaves the anchor
+    only for a predicted utility gain above ``margin``; a margin of 1 routes as the best
+    single model at every cost weight.
+
+    Example:
+        >>> q = np.array([[0.60, 0.62]]); c = np.array([[0.001, 0.002]])
+        >>> anchored(q, c, 0.0, np.array([0.7, 0.5]), 0.05).round(2).tolist()
+        [[0.65, 0.62]]
+    """
+    q = np.atleast_2d(np.asarray(quality, dtype=np.float64))
+    if margin <= 0:
+        return q
+    anchor = choose(np.broadcast_to(prior, q.shape), cost, cost_weight, allowed)
+    out = q.copy()
+    out[np.arange(q.shape[0]), anchor] += margin
+    return out
 
 
 def rank(

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.base import clone
 
 from llmrouter_core.data.core import FloatArray
+from llmrouter_core.policy.base import Anchor
 from llmrouter_core.scoring.base import FitContext, Scorer, Selected, Selection, Tags
 from llmrouter_core.scoring.heads import sub_arrays
 from llmrouter_core.training.projection import Projector
@@ -38,8 +39,8 @@ logger = logging.getLogger(__name__)
 _N_BOOT = 200  # bootstrap resamples of the guard
 _TOP_TOLERANCE = 0.002  # how far the quality-seeking end may fall below the prior's
 _TOP_Z = 2.0  # the quality-seeking end must hold up to twice as many standard errors
-#: Candidate utility margins of the anchor model (the best training model): routing leaves
-#: it only for a predicted gain above the margin.
+#: Candidate utility margins of the anchor (the best single model for the budget): routing
+#: leaves it only for a predicted gain above the margin.
 MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
 
 #: Members of the default stack: ridge, IRT, RouteLLM's bilinear model (pairwise recipe),
@@ -65,9 +66,10 @@ class StackScorer(Scorer):
             best single model for each budget). Weights are chosen by the AIQ gain over the
             prior less ``guard`` bootstrap standard errors (resampling queries; with task
             labels, every task weighs the same). Then the router's anchor margin: routing
-            leaves the best training model only for a predicted gain above it, the smallest
-            margin whose quality-seeking end is, ``2 x guard`` standard errors down, within
-            0.002 of the prior's. ``0`` takes the highest cross-validated AIQ and no margin.
+            leaves the best single model for the budget only for a predicted gain above it,
+            the smallest margin whose quality-seeking end is, ``2 x guard`` standard errors
+            down, within 0.002 of the prior's. ``0`` takes the highest cross-validated AIQ
+            and no margin.
 
     Example:
         >>> StackScorer(members=("ridge", "knn")).members
@@ -198,9 +200,7 @@ class StackScorer(Scorer):
             "weights": dict(zip([*names, "prior"], weights, strict=True)),
         }
         params["margin"] = margin
-        logger.info(
-            "stack: weights %s, margin %g (cv AIQ %.4f)", params["weights"], margin, cv_aiq
-        )
+        logger.info("stack: weights %s, margin %g (cv AIQ %.4f)", params["weights"], margin, cv_aiq)
         return Selected(fitted, float(1.0 - weights[-1]), params, cv_aiq, report, margin)
 
     def _fit(self, X: Any, Y: FloatArray, params: dict[str, Any], context: FitContext) -> None:
@@ -281,9 +281,9 @@ class _Judge:
             self.weights = balanced_weights(n, context.tasks)
             self.boot = bootstrap_weights(n, _N_BOOT, context.random_state, context.tasks)
 
-    def _compare(self, quality: FloatArray) -> Any:
+    def _compare(self, quality: FloatArray, anchor: Anchor | None = None) -> Any:
         s = self.selection
-        outcomes = routed_outcomes(quality, s.cost_pred, s.scores, s.costs)
+        outcomes = routed_outcomes(quality, s.cost_pred, s.scores, s.costs, anchor=anchor)
         return compare(outcomes, self.prior, self.boot, self.weights)
 
     def __call__(self, quality: FloatArray, is_prior: bool) -> float:
@@ -295,18 +295,16 @@ class _Judge:
 
     def margin(self, quality: FloatArray, prior_oof: FloatArray) -> float:
         """The anchor margin for the chosen out-of-fold ``quality`` (each row's anchor: the
-        best model of the folds that predicted it)."""
+        best single model for the budget by the folds that predicted it)."""
         if self.guard <= 0:
             return 0.0
-        anchor = np.zeros_like(quality)
-        anchor[np.arange(quality.shape[0]), np.argmax(prior_oof, axis=1)] = 1.0
         best: tuple[float, float] | None = None
         for margin in MARGINS:
-            comparison = self._compare(quality + margin * anchor)
+            comparison = self._compare(quality, Anchor(prior_oof, margin))
             if not comparison.top_holds(_TOP_Z * self.guard, _TOP_TOLERANCE):
                 continue
             bound = float(comparison.lower_bound(self.guard))
             if best is None or bound > best[0] + 1e-12:
                 best = (bound, margin)
-        # The largest margin keeps the anchor at the quality-seeking end: it always holds.
+        # The largest margin routes as the prior at every cost weight: it always holds.
         return MARGINS[-1] if best is None else best[1]

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from llmrouter_core.data.core import FloatArray
 from llmrouter_core.evaluation.metrics import aiq
+from llmrouter_core.policy.base import Anchor
 from llmrouter_core.policy.ranking import choose
 
 __all__ = [
@@ -177,11 +178,15 @@ def routed_outcomes(
     scores: FloatArray,
     costs: FloatArray,
     n_points: int = 33,
+    anchor: Anchor | None = None,
 ) -> RoutedOutcomes:
-    """Per-query outcomes of routing by ``(quality, cost_pred)`` over the sweep of
-    :func:`route_points` (whose means they are)."""
+    """Per-query outcomes of routing by ``(quality, cost_pred)`` (with an ``anchor``, if
+    any) over the sweep of :func:`route_points` (whose means they are)."""
     rows = np.arange(scores.shape[0])
-    picks = [choose(quality, cost_pred, float(w)) for w in _weight_grid(cost_pred, n_points)]
+    picks = []
+    for w in _weight_grid(cost_pred, n_points):
+        ranked = quality if anchor is None else anchor.ranked(quality, cost_pred, float(w))
+        picks.append(choose(ranked, cost_pred, float(w)))
     cost = np.stack([costs[rows, idx] for idx in picks], axis=1)
     score = np.stack([scores[rows, idx] for idx in picks], axis=1)
     return RoutedOutcomes(cost, score, costs)
@@ -208,9 +213,7 @@ class Comparison:
         return self.top_diff - z * self.top_sd >= -tolerance
 
 
-def bootstrap_weights(
-    n: int, n_boot: int, random_state: int, groups: Any = None
-) -> FloatArray:
+def bootstrap_weights(n: int, n_boot: int, random_state: int, groups: Any = None) -> FloatArray:
     """``(n_boot, n)`` query weights of bootstrap resamples (each row sums to 1).
 
     With ``groups`` (e.g. each query's task), every group weighs the same in every resample
