@@ -207,6 +207,11 @@ class Router(BaseEstimator):  # type: ignore[misc]
         scorer.check_params()
         return recipe
 
+    def check_params(self) -> None:
+        """Raise ``ValueError`` on a bad hyperparameter of the router or its scorer, before
+        any data is read (``fit`` checks the same)."""
+        self._check_params(self._template())
+
     # -- training ----------------------------------------------------------------
     def fit(
         self, data: RoutingData, pool: Pool | None = None, *, on_unmeasured: str = "warn"

@@ -168,6 +168,7 @@ def train(
     with user_errors():
         check_save_target(out)  # before training, not after
         model = get_router(router or DEFAULT_ROUTER, **_parse_params(param))
+        model.check_params()  # a bad --param fails before the data is read
         pool_obj = _load_pool(pool)
         train_data = _load_training_data(data, pool_obj, on_defect, split, verbose)
         with err_console.status(f"training {plain(model.name)} on {train_data.n_queries} queries"):

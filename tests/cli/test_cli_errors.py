@@ -357,3 +357,25 @@ def test_evaluate_json_goes_to_a_new_folder(router_dir: Path, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["n_queries"] == 945
     assert sorted(p.name for p in out.parent.iterdir()) == ["eval.json"]
+
+
+@pytest.mark.parametrize("param", ["n_neighbors=-3", "cv=1"])
+def test_train_checks_hyperparameters_before_reading_the_data(
+    data_dir: Path, tmp_path: Path, param: str
+) -> None:
+    """A bad ``--param`` is one error line, printed before the data is read (no split note)."""
+    line = one_error_line(
+        run(
+            "train",
+            "--router",
+            "knn",
+            "--param",
+            param,
+            "--data",
+            "routerbench",
+            "--out",
+            tmp_path / "r",
+        )
+    )
+    assert param.split("=")[0] in line
+    assert not (tmp_path / "r").exists()
