@@ -224,6 +224,7 @@ def _restore(
     router.calibration_ = Calibration.from_dict(_from_json(doc["calibration"]))
     router.blend_ = float(state["blend"])
     router.margin_ = float(state.get("margin", 0.0))
+    router.anchor_per_budget_ = bool(state.get("anchor_per_budget", False))
     if not router.margin_ >= 0:
         raise PersistenceError("the saved anchor margin is out of range")
     router.best_params_ = _from_json(state["best_params"])

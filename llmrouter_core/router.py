@@ -111,9 +111,10 @@ class Router(BaseEstimator):  # type: ignore[misc]
             own, if it has one).
         policy_: The fitted copy of a trained policy (absent for other policies).
         prior_: Mean training score per model (the best single model for each budget).
-        margin_: Predicted-utility gain needed to leave the best single model for the
-            budget (0: none; the default router chooses it by cross-validation, see
-            ``StackScorer.guard``).
+        margin_: Predicted-utility gain needed to leave the anchor model (0: none; the
+            default router chooses it by cross-validation, see ``StackScorer.guard``).
+        anchor_per_budget_: Whether the anchor is the best single model for each budget
+            (with a margin of 1: routing as ``single``) rather than the best training model.
         unmeasured_models_: Pool models without training data (left out).
     """
 
@@ -298,6 +299,7 @@ class Router(BaseEstimator):  # type: ignore[misc]
             inputs = [inputs[i] for i in rows] if isinstance(inputs, list) else inputs[rows]
             cost_pred = cost_pred[rows]
         self.margin_ = float(selected.margin)
+        self.anchor_per_budget_ = bool(selected.anchor_per_budget)
         quality = self._blended(self.scorer_.predict_many(inputs))
         self.calibration_ = Calibration.from_predictions(quality, cost_pred, self.anchor)
         if callable(getattr(self.policy, "fit", None)):
@@ -366,7 +368,8 @@ class Router(BaseEstimator):  # type: ignore[misc]
         """Routing's anchor (leave the best single model for the budget only for a predicted
         gain above ``margin_``), or ``None`` without a margin."""
         margin = float(getattr(self, "margin_", 0.0))
-        return Anchor(self.prior_, margin) if margin > 0 else None
+        per_budget = bool(getattr(self, "anchor_per_budget_", False))
+        return Anchor(self.prior_, margin, per_budget) if margin > 0 else None
 
     # -- the knob ----------------------------------------------------------------------
     @property

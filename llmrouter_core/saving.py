@@ -163,6 +163,7 @@ def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
             "scorer": _json_safe(scorer_meta, "scorer state"),
             "blend": router.blend_,
             "margin": float(router.margin_),
+            "anchor_per_budget": bool(router.anchor_per_budget_),
             "best_params": _json_safe(router.best_params_, "chosen hyperparameters"),
             "cost_model": router.cost_model_.kind,
             "embedder": None

@@ -36,9 +36,10 @@ Mask = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class Anchor:
-    """The router's anchor: routing leaves the best single model for the budget (the model
-    the per-model ``prior``, the mean training quality, chooses at the cost weight) only for
-    a predicted utility gain above ``margin``.
+    """The router's anchor: routing leaves the anchor model only for a predicted utility gain
+    above ``margin``. The anchor is the best training model (by the per-model ``prior``, the
+    mean training quality), or with ``per_budget`` the best single model *for the budget*
+    (the prior's choice at the cost weight): a margin of 1 then routes as ``single``.
 
     Example:
         >>> a = Anchor(np.array([0.7, 0.5]), 0.05)
@@ -48,12 +49,14 @@ class Anchor:
 
     prior: FloatArray
     margin: float
+    per_budget: bool = False
 
     def ranked(
         self, quality: FloatArray, cost: FloatArray, cost_weight: float, allowed: Any = None
     ) -> FloatArray:
         """``quality`` with the margin added to each query's anchor at ``cost_weight``."""
-        return anchored(quality, cost, cost_weight, self.prior, self.margin, allowed)
+        at = cost_weight if self.per_budget else 0.0
+        return anchored(quality, cost, at, self.prior, self.margin, allowed)
 
 
 def _ranked(

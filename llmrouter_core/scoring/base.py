@@ -189,6 +189,9 @@ class Selected:
     #: Utility margin of the anchor model (the best training model): the router leaves it
     #: only for a predicted gain above this (0: no anchor).
     margin: float = 0.0
+    #: Whether the anchor is the best single model for each budget rather than the best
+    #: training model (see :class:`~llmrouter_core.policy.Anchor`).
+    anchor_per_budget: bool = False
 
 
 class Scorer(BaseEstimator):  # type: ignore[misc]

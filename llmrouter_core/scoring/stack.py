@@ -39,9 +39,10 @@ logger = logging.getLogger(__name__)
 _N_BOOT = 200  # bootstrap resamples of the guard
 _TOP_TOLERANCE = 0.002  # how far the quality-seeking end may fall below the prior's
 _TOP_Z = 2.0  # the quality-seeking end must hold up to twice as many standard errors
-#: Candidate utility margins of the anchor (the best single model for the budget): routing
-#: leaves it only for a predicted gain above the margin.
-MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
+#: Candidate utility margins of the anchor (the best training model): routing leaves it only
+#: for a predicted gain above the margin. When none holds the quality-seeking end, the router
+#: routes as the best single model for each budget (a margin of 1 on that anchor).
+MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 #: Members of the default stack: ridge, IRT, RouteLLM's bilinear model (pairwise recipe),
 #: clusters and tasks.
@@ -178,8 +179,8 @@ class StackScorer(Scorer):
                 top = (score, weights, q)
         assert top is not None
         weights = top[1]
-        margin = judge.margin(top[2], prior_oof) if weights[-1] < 1.0 else 0.0
-        report.append({"margin": margin})
+        margin, per_budget = judge.anchor(top[2], prior_oof) if weights[-1] < 1.0 else (0, False)
+        report.append({"margin": margin, "anchor_per_budget": per_budget})
         cv_aiq = selection.score(top[2])
         kept: list[Scorer] = []
         kept_weights: list[float] = []
@@ -200,8 +201,11 @@ class StackScorer(Scorer):
             "weights": dict(zip([*names, "prior"], weights, strict=True)),
         }
         params["margin"] = margin
+        params["anchor_per_budget"] = per_budget
         logger.info("stack: weights %s, margin %g (cv AIQ %.4f)", params["weights"], margin, cv_aiq)
-        return Selected(fitted, float(1.0 - weights[-1]), params, cv_aiq, report, margin)
+        return Selected(
+            fitted, float(1.0 - weights[-1]), params, cv_aiq, report, margin, per_budget
+        )
 
     def _fit(self, X: Any, Y: FloatArray, params: dict[str, Any], context: FitContext) -> None:
         raise NotImplementedError(
@@ -293,11 +297,11 @@ class _Judge:
             return 0.0
         return float(self._compare(quality).lower_bound(self.guard))
 
-    def margin(self, quality: FloatArray, prior_oof: FloatArray) -> float:
-        """The anchor margin for the chosen out-of-fold ``quality`` (each row's anchor: the
-        best single model for the budget by the folds that predicted it)."""
+    def anchor(self, quality: FloatArray, prior_oof: FloatArray) -> tuple[float, bool]:
+        """The anchor (margin, per budget) for the chosen out-of-fold ``quality`` (each row's
+        anchor: the best model of the folds that predicted it)."""
         if self.guard <= 0:
-            return 0.0
+            return 0.0, False
         best: tuple[float, float] | None = None
         for margin in MARGINS:
             comparison = self._compare(quality, Anchor(prior_oof, margin))
@@ -306,5 +310,5 @@ class _Judge:
             bound = float(comparison.lower_bound(self.guard))
             if best is None or bound > best[0] + 1e-12:
                 best = (bound, margin)
-        # The largest margin routes as the prior at every cost weight: it always holds.
-        return MARGINS[-1] if best is None else best[1]
+        # Routing as the prior at every cost weight always holds.
+        return (1.0, True) if best is None else (best[1], False)

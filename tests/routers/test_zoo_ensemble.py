@@ -158,9 +158,10 @@ def test_the_guard_keeps_the_prior_without_evidence(rb_small) -> None:  # type: 
 
 
 def test_the_anchor_margin_holds_at_every_cost_weight(rb_small) -> None:  # type: ignore[no-untyped-def]
-    """The anchor is the best single model *for the budget* (the prior's choice at each cost
-    weight), not only the best model: a margin of 1 routes as the prior everywhere on the
-    curve, and a small margin leaves the prior's choice only for a predicted gain above it."""
+    """The anchor is the best training model, or per budget the best single model for the
+    budget (the prior's choice at each cost weight): a margin of 1 on the latter routes as
+    the prior everywhere on the curve, and a small margin leaves the anchor only for a
+    predicted utility gain above it."""
     from llmrouter_core.policy import choose, utilities
 
     train, test = rb_small
@@ -168,19 +169,20 @@ def test_the_anchor_margin_holds_at_every_cost_weight(rb_small) -> None:  # type
     q, c = router.predict(test.queries)
     prior = np.broadcast_to(router.prior_, q.shape)
     weights = [float(w) for w in router.sweep(9)]
-    router.margin_ = 1.0
+    router.margin_, router.anchor_per_budget_ = 1.0, True
     for w, picks in zip(weights, router.choices(q, c, weights), strict=True):
         np.testing.assert_array_equal(picks, choose(prior, c, w))
-    router.margin_ = 0.02
     rows = np.arange(q.shape[0])
-    left = 0
-    for w, picks in zip(weights[1:], router.choices(q, c, weights[1:]), strict=True):
-        anchor = choose(prior, c, w)
-        u = utilities(q, c, w)
-        moved = picks != anchor
-        left += int(moved.sum())
-        assert np.all(u[rows, picks][moved] > u[rows, anchor][moved] + 0.02)
-        # the batch decisions agree with the curve's choices
-        decided = [d.model for d in router.route_batch(test.queries, cost_weight=w)]
-        assert decided == [router.models_[int(j)] for j in picks]
-    assert left > 0  # the predictions do move some queries off the anchor
+    for per_budget in (True, False):
+        router.margin_, router.anchor_per_budget_ = 0.02, per_budget
+        left = 0
+        for w, picks in zip(weights[1:], router.choices(q, c, weights[1:]), strict=True):
+            anchor = choose(prior, c, w if per_budget else 0.0)
+            u = utilities(q, c, w)
+            moved = picks != anchor
+            left += int(moved.sum())
+            assert np.all(u[rows, picks][moved] > u[rows, anchor][moved] + 0.02)
+            # the batch decisions agree with the curve's choices
+            decided = [d.model for d in router.route_batch(test.queries, cost_weight=w)]
+            assert decided == [router.models_[int(j)] for j in picks]
+        assert left > 0  # the predictions do move some queries off the anchor
