@@ -44,7 +44,24 @@ from llmrouter_core.execution import Executor
 from llmrouter_core.flows import agentic, flow_outcome, make_composites, single_outcome
 from llmrouter_core.providers.replay import register_replay_provider, replay_pool, set_replay_data
 
-WEIGHTS = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
+WEIGHTS = [
+    0.0,
+    10.0,
+    20.0,
+    30.0,
+    50.0,
+    70.0,
+    100.0,
+    150.0,
+    200.0,
+    300.0,
+    500.0,
+    700.0,
+    1e3,
+    2e3,
+    3e3,
+    1e4,
+]
 
 
 def _check(data: Any, c: Any, result: Any) -> int:
@@ -71,9 +88,10 @@ def replay_comparison(n: int, seed: int) -> dict[str, Any]:
     set_replay_data(test)
     executor = Executor(router, pool=replay_pool(router.pool_), max_retries=0)
     comps = make_composites(test, n, seed=seed)
-    singles = {
-        m: tuple(np.mean([single_outcome(test, c, m) for c in comps], axis=0)) for m in test.models
-    }
+    singles: dict[str, tuple[float, float]] = {}
+    for m in test.models:
+        score, cost = np.mean([single_outcome(test, c, m) for c in comps], axis=0)
+        singles[m] = (float(cost), float(score))
     agentic_pts, whole_pts, mismatches = [], [], 0
     flow_s = 0.0
     steps = 0
@@ -145,14 +163,19 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
         # and how often it finds the composite's true number of parts.
         first_ok = repaired = right_count = 0
         for c in comps:
-            r = agentic(c.query, executor=executor, decomposer="llm", plan_model=policy,
-                        aggregate="concat", max_cost=None)
+            r = agentic(
+                c.query,
+                executor=executor,
+                decomposer="llm",
+                plan_model=policy,
+                aggregate="concat",
+                max_cost=None,
+            )
             plans = [s for s in r.steps if s.role == "plan"]
             first_ok += int(plans[0].error is None)
             ok = any(s.model is not None and s.error is None for s in plans)
             repaired += int(ok and plans[0].error is not None)
             if ok:
-                parts = next(s for s in plans if s.error is None and s.model is not None)
                 right_count += int(len(json.loads(_parts_of(r))) == len(c.rows))
         # Multi-round (tag protocol): the policy consults the other local model on
         # ARC-Challenge questions; reward with the gold letter (EM), a = 0.
@@ -161,8 +184,13 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
         rewards = []
         for i in arc:
             gold = _arc_gold(test, i)
-            r = multi_round(test.queries[i], executor=executor, policy_model=policy,
-                            protocol="tags", max_rounds=2)
+            r = multi_round(
+                test.queries[i],
+                executor=executor,
+                policy_model=policy,
+                protocol="tags",
+                max_rounds=2,
+            )
             turns += sum(1 for s in r.steps if s.role == "plan")
             violations += r.format_violations
             if gold is not None:
@@ -209,8 +237,21 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {"replay": replay_comparison(args.n, args.seed)}
     r = report["replay"]
-    print(json.dumps({k: r[k] for k in ("aiq", "best_single", "cost_at_best_single_score",
-                                         "best_score", "mismatches_with_recorded_data")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: r[k]
+                for k in (
+                    "aiq",
+                    "best_single",
+                    "cost_at_best_single_score",
+                    "best_score",
+                    "mismatches_with_recorded_data",
+                )
+            },
+            indent=2,
+        )
+    )
     if args.local:
         report["local"] = local_models(args.local, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
