@@ -142,9 +142,52 @@ def replay_comparison(n: int, seed: int) -> dict[str, Any]:
         },
         "mismatches_with_recorded_data": mismatches,
         "flow_seconds_per_step_incl_replay": flow_s / max(1, steps),
+        "overhead_ms_per_step": overhead(executor, comps[:100]),
     }
     set_replay_data(None)
     return out
+
+
+def overhead(executor: Executor, comps: list[Any]) -> dict[str, float]:
+    """The flows' own time per step, in ms (median over composites).
+
+    Core: the time spent inside the flow's generator (planning, bookkeeping, aggregation),
+    minus the router's time (each ``route`` step's latency); model calls run outside it.
+    LangGraph: the core's, plus the graph's wall time minus :func:`agentic`'s on the same
+    composite (the same recorded calls, in parallel in both), per step.
+    """
+    from langchain_llmrouter import create_agentic_graph
+
+    from llmrouter_core.flows.agentic import agentic_flow
+    from llmrouter_core.flows.steps import FlowLedger
+
+    graph = create_agentic_graph(executor, cost_weight=100.0)
+    core_ms, graph_ms = [], []
+    for c in comps:
+        ledger = FlowLedger()
+        flow = agentic_flow(c.query, executor=executor, cost_weight=100.0, ledger=ledger)
+        own, outcomes = 0.0, None
+        while True:
+            t = time.perf_counter()
+            try:
+                calls = flow.send(outcomes) if outcomes is not None else next(flow)
+            except StopIteration:
+                own += time.perf_counter() - t
+                break
+            own += time.perf_counter() - t
+            outcomes = [call.complete(executor) for call in calls]
+        steps = ledger.steps
+        t = time.perf_counter()
+        agentic(c.query, executor=executor, cost_weight=100.0)  # parallel calls, as the graph
+        wall = time.perf_counter() - t
+        routing = sum(s.latency_s for s in steps if s.role == "route")
+        core = (own - routing) / len(steps)
+        t = time.perf_counter()
+        graph.invoke({"query": c.query})
+        graph_wall = time.perf_counter() - t
+        core_ms.append(core * 1e3)
+        graph_ms.append((core + (graph_wall - wall) / len(steps)) * 1e3)
+    return {"core": float(np.median(core_ms)), "langgraph": float(np.median(graph_ms))}
 
 
 def local_models(n: int, seed: int) -> dict[str, Any]:
