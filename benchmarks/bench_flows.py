@@ -191,17 +191,28 @@ def overhead(executor: Executor, comps: list[Any]) -> dict[str, float]:
 
 
 def local_models(n: int, seed: int) -> dict[str, Any]:
-    """The LLM decomposer and the multi-round loop run by the local CPU models."""
+    """The LLM decomposer and the multi-round loop run by the local CPU models.
+
+    RouterBench's ARC and Winogrande prompts are 5-shot; to fit the small models' 2,048-token
+    context, each part here is the prompt's last block (the question itself, zero-shot).
+    """
+    from collections import Counter
+
     from llmrouter_core.execution import PoolOrderRouter
-    from llmrouter_core.flows import multi_round, router_r1_reward
+    from llmrouter_core.flows import Composite, composite_text, multi_round, router_r1_reward
     from llmrouter_core.providers.local import default_local_pool
 
     _, test = load_split("routerbench")
     pool = default_local_pool()
     executor = Executor(PoolOrderRouter(pool), max_retries=0, timeout=600)
-    comps = make_composites(test, n, seed=seed)
+    comps = [
+        Composite(composite_text([_last_block(test.queries[r]) for r in c.rows]), c.rows)
+        for c in make_composites(test, n, seed=seed)
+    ]
     out: dict[str, Any] = {}
     for policy in pool.names:
+        errors: Counter[str] = Counter()
+        samples: list[str] = []
         # LLM decomposer: how often the reply parses (first try / after the repair pass),
         # and how often it finds the composite's true number of parts.
         first_ok = repaired = right_count = 0
@@ -215,6 +226,8 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
                 max_cost=None,
             )
             plans = [s for s in r.steps if s.role == "plan"]
+            errors.update(_error_kind(s.error) for s in plans if s.error)
+            samples += [s.reply[:200] for s in plans[:1] if s.model]
             first_ok += int(plans[0].error is None)
             ok = any(s.model is not None and s.error is None for s in plans)
             repaired += int(ok and plans[0].error is not None)
@@ -228,13 +241,15 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
         for i in arc:
             gold = _arc_gold(test, i)
             r = multi_round(
-                test.queries[i],
+                _last_block(test.queries[i]),
                 executor=executor,
                 policy_model=policy,
                 protocol="tags",
                 max_rounds=2,
             )
             turns += sum(1 for s in r.steps if s.role == "plan")
+            errors.update(_error_kind(s.error) for s in r.steps if s.error)
+            samples += [s.reply[:200] for s in r.steps[:1] if s.model]
             violations += r.format_violations
             if gold is not None:
                 rewards.append(router_r1_reward(r, gold))
@@ -246,9 +261,20 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
             "multi_round_policy_turns": turns,
             "multi_round_format_violation_rate": violations / max(1, turns),
             "multi_round_mean_reward": float(np.mean(rewards)) if rewards else None,
+            "errors": dict(errors.most_common()),
+            "first_replies": samples[:4],
         }
         print(policy, out[policy])
     return out
+
+
+def _last_block(prompt: str) -> str:
+    return prompt.strip().split("\n\n")[-1]
+
+
+def _error_kind(error: str) -> str:
+    head, _, rest = error.partition(":")
+    return f"{head}: {rest.strip()[:50]}" if head == "format" else head
 
 
 def _parts_of(result: Any) -> str:
