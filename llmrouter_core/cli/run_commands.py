@@ -289,11 +289,6 @@ def infer(
     model: Annotated[
         str | None, typer.Option("--model", help="Call this pool model instead of routing.")
     ] = None,
-    flow: FlowOpt = None,
-    decomposer: DecomposerOpt = DecomposerName.structural,
-    aggregate: AggregateOpt = AggregateName.concat,
-    policy_model: PolicyModelOpt = None,
-    max_rounds: MaxRoundsOpt = 4,
     cost_weight: CostWeightOpt = None,
     max_cost: MaxCostOpt = None,
     budget: BudgetOpt = None,
@@ -305,9 +300,14 @@ def infer(
     timeout: TimeoutOpt = 60.0,
     max_retries: RetriesOpt = 2,
     trust_endpoints: TrustEndpointsOpt = False,
+    flow: FlowOpt = None,
+    decomposer: DecomposerOpt = DecomposerName.structural,
+    aggregate: AggregateOpt = AggregateName.concat,
+    policy_model: PolicyModelOpt = None,
+    max_rounds: MaxRoundsOpt = 4,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Route a question (or a file of them) and answer it with the chosen model."""
+    """Route a question (or a file of them) and answer it with the chosen model (or a flow)."""
     setup_logging(verbose)
     if (question is None) == (input_file is None):
         fail("give either a question or --input FILE")
@@ -344,7 +344,7 @@ def infer(
             trust_endpoints=trust_endpoints,
         )
         if flow is not None:
-            run_flows(
+            failed = run_flows(
                 executor,
                 queries,
                 flow=flow,
@@ -357,8 +357,7 @@ def infer(
                 json_output=json_output,
                 verbose=verbose,
             )
-            return
-        if route_only:
+        elif route_only:
             for q in queries:
                 decision = executor.route(q, max_cost=max_cost, **kwargs)
                 if json_output:
@@ -366,7 +365,7 @@ def infer(
                 else:
                     _print_decision(decision)
             return
-        if len(queries) == 1:
+        elif len(queries) == 1:
             try:
                 result = executor.complete(queries[0], model=model, max_cost=max_cost, **kwargs)
             except Exception as exc:
@@ -379,9 +378,10 @@ def infer(
             else:
                 _print_result(result)
             return
-        failed = asyncio.run(
-            _infer_batch(executor, queries, model, max_cost, kwargs, json_output, concurrency)
-        )
+        else:
+            failed = asyncio.run(
+                _infer_batch(executor, queries, model, max_cost, kwargs, json_output, concurrency)
+            )
     if failed:
         err_console.print(f"[red]{failed} of {len(queries)} queries failed[/]")
         raise typer.Exit(1)
