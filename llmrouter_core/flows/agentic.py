@@ -311,6 +311,8 @@ def agentic_flow(
     """The agentic flow as a generator of calls (see :func:`run_flow`)."""
     if aggregate not in ("concat", "llm"):
         raise ValueError("aggregate must be 'concat' or 'llm'")
+    if max_parts < 1:
+        raise ValueError("max_parts must be >= 1")
     call_kwargs = flow_kwargs(cost_weight, user)
     parts = yield from decompose(
         query,

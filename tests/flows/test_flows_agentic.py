@@ -262,6 +262,10 @@ def test_flow_result_json_and_bad_arguments() -> None:
         agentic("q", executor=ex, aggregate="vote")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="budget"):
         agentic("q", executor=ex, budget=-1.0)
+    with pytest.raises(ValueError, match="max_parts"):
+        agentic("q", executor=ex, decomposer="llm", max_parts=0)
+    with pytest.raises(ValueError, match="decomposer"):
+        agentic("q", executor=ex, decomposer="magic")  # type: ignore[arg-type]
 
 
 def test_any_router_routes_the_parts() -> None:
