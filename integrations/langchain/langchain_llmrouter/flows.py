@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableLambda
@@ -432,7 +432,7 @@ def create_multiround_graph(
             rest = []
         return _update(ledger, session=session.state(), pending=rest)
 
-    def next_node(state: Any) -> Literal["consult", "policy", "__end__"]:
+    def next_node(state: Any) -> str:
         if state.get("done"):
             return END
         return "consult" if state.get("pending") else "policy"
