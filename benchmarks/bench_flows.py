@@ -193,8 +193,8 @@ def overhead(executor: Executor, comps: list[Any]) -> dict[str, float]:
 def local_models(n: int, seed: int) -> dict[str, Any]:
     """The LLM decomposer and the multi-round loop run by the local CPU models.
 
-    RouterBench's ARC and Winogrande prompts are 5-shot; to fit the small models' 2,048-token
-    context, each part here is the prompt's last block (the question itself, zero-shot).
+    RouterBench's ARC and Winogrande prompts are 5-shot; each part here is the prompt's last
+    block (the question itself, zero-shot): the simplest form of the task for a small model.
     """
     from collections import Counter
 
