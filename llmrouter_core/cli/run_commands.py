@@ -516,10 +516,7 @@ def chat(
         conversation = Conversation(
             mode, top_k=top_k, system=system, max_context_tokens=max_context_tokens
         )
-        executor = _build_executor(
-            router_dir,
-            pool_file,
-            replay,
+        build = dict(
             budget=budget,
             cost_weight=cost_weight,
             timeout=timeout,
@@ -527,21 +524,30 @@ def chat(
             trust_endpoints=trust_endpoints,
             routing_text=Conversation.routing_text,
         )
-    if ui:
-        from llmrouter_core.cli.chat_ui import launch_ui
+        if ui:
+            from llmrouter_core.ui import launch_ui
 
-        with user_errors():
+            executors = {
+                name: _build_executor(path, pool_file, replay, **build)  # type: ignore[arg-type]
+                for name, path in _router_dirs(router_dir)
+            }
+            err_console.print(f"[dim]chat at http://{plain(host)}:{port} (Ctrl+C stops it)[/]")
             launch_ui(
-                executor,
-                conversation,
-                router_dir=router_dir,
+                executors,
+                conversation=lambda: Conversation(
+                    conversation.mode,
+                    top_k=top_k,
+                    system=system,
+                    max_context_tokens=max_context_tokens,
+                ),
                 user=user,
                 max_cost=max_cost,
                 call_kwargs=kwargs,
                 host=host,
                 port=port,
             )
-        return
+            return
+        executor = _build_executor(router_dir, pool_file, replay, **build)  # type: ignore[arg-type]
     interactive = sys.stdin.isatty()
     err_console.print(
         f"[dim]chat · context: {plain(_mode_label(conversation))} · models: "
@@ -585,6 +591,19 @@ def chat(
         conversation.add(query, result.answer)
         note = _fallback_note(result)
         err_console.print(f"[dim]{plain(result.model)}{plain(note)} · ${result.cost:.6g}[/]")
+
+
+def _router_dirs(router_dir: Path | None) -> list[tuple[str, Path | None]]:
+    """The routers a browser chat offers: ``router_dir`` itself when it is a router
+    directory, else every router directory inside it (by name); none: the local models."""
+    if router_dir is None:
+        return [("local models", None)]
+    if (router_dir / "router.json").is_file() or not router_dir.is_dir():
+        return [(router_dir.name or str(router_dir), router_dir)]
+    found = sorted(p for p in router_dir.iterdir() if (p / "router.json").is_file())
+    if not found:
+        fail(f"{router_dir} is neither a router directory nor a folder of router directories")
+    return [(p.name, p) for p in found]
 
 
 def _mode_label(conversation: Any) -> str:
