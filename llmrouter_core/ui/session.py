@@ -388,7 +388,7 @@ class ChatSession:
         if not 0 <= index < len(self.turns):
             raise ValueError(f"no turn {index}")
         record = self.turns[index]
-        if not record.ok or record.decision is None:
+        if record.model is None or record.decision is None:
             return "Only a routed answer can be rated."
         router = self.executors[record.router].router
         self.turns[index] = replace(record, feedback=1 if liked else -1)
