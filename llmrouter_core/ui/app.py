@@ -28,6 +28,7 @@ __all__ = ["build_app", "launch_ui", "notice_html", "panel_html", "steps_html"]
 _CSS = """
 #panel .bars { width: 100%; border-collapse: collapse; font-size: 0.85em; }
 #panel .bars td { padding: 2px 4px; vertical-align: middle; }
+#panel .bars td.barcell { width: 28%; }
 #panel .bar { height: 10px; border-radius: 2px; }
 #panel .q { background: #3b82f6; }
 #panel .c { background: #f59e0b; }
@@ -68,9 +69,9 @@ def _bars(decision: Decision) -> str:
             f'<tr class="{"chosen" if chosen else ""}" data-model="{_e(m)}" '
             f'data-quality="{q:.6g}" data-cost="{c:.6g}">'
             f"<td>{'▶ ' if chosen else ''}{_e(m)}</td>"
-            f'<td title="predicted quality {q:.3f}"><div class="bar q" '
+            f'<td class="barcell" title="predicted quality {q:.3f}"><div class="bar q" '
             f'style="width:{max(0.0, min(q, 1.0)) * 100:.1f}%"></div></td><td>{q:.2f}</td>'
-            f'<td title="predicted cost {c:.3g} USD"><div class="bar c" '
+            f'<td class="barcell" title="predicted cost {c:.3g} USD"><div class="bar c" '
             f'style="width:{max(0.0, c / top_cost) * 100:.1f}%"></div></td><td>{_usd(c)}</td>'
             "</tr>"
         )
@@ -279,6 +280,8 @@ def build_app(
             return notice_html(tab.session.feedback(turn, liked), error=False)
         except Exception as exc:  # a router's feedback store failing is a notice, too
             return notice_html(f"Feedback failed: {type(exc).__name__}: {exc}")
+
+    rate.__annotations__["data"] = gr.LikeData  # Gradio passes the like event by annotation
 
     def clear(tab: _TabState | None) -> tuple[Any, ...]:
         if tab is not None:

@@ -5,39 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from chat_helpers import recorded, wordy
 
-from llmrouter_core.data import RoutingData, load_routerbench
+from llmrouter_core.data import RoutingData
 from llmrouter_core.execution import Conversation, Executor
 from llmrouter_core.pool import Pool
 from llmrouter_core.providers.replay import replay_pool, set_replay_data
 from llmrouter_core.ui import ChatSession, TurnRecord
-
-
-@pytest.fixture(scope="module")
-def bench(data_dir: Path) -> RoutingData:
-    """RouterBench's ARC-Challenge (one-letter answers) and MBPP (code) files."""
-    files = [
-        data_dir / "routerbench" / f"{task}_{split}.csv"
-        for task in ("arc_challenge", "mbpp")
-        for split in ("train", "test")
-    ]
-    return load_routerbench(files, on_defect="drop")
-
-
-@pytest.fixture(scope="module")
-def router(bench: RoutingData) -> Any:
-    import llmrouter_core as lr
-
-    train = bench.split("train")
-    rng = np.random.default_rng(0)
-    return lr.get_router("knn", n_neighbors=15).fit(
-        train.subset(np.sort(rng.choice(train.n_queries, 400, replace=False)))
-    )
 
 
 @pytest.fixture()
@@ -57,20 +34,6 @@ def make_session(router: Any, pool: Pool | None = None, **kwargs: Any) -> ChatSe
     return ChatSession({"knn": ex}, Conversation(), **kwargs)
 
 
-def recorded(data: RoutingData, query: str, model: str) -> tuple[str, float]:
-    i = data.queries.index(query)
-    j = data.model_index(model)
-    assert data.responses is not None and data.costs is not None
-    return str(data.responses[i, j]), float(data.costs[i, j])
-
-
-def wordy(data: RoutingData, router: Any, skip: int = 0) -> str:
-    """A question whose routed model's recorded answer is long enough to stream in pieces."""
-    found = [q for q in data.queries if len(recorded(data, q, router.route(q).model)[0]) > 200]
-    assert len(found) > skip
-    return found[skip]
-
-
 def run(session: ChatSession, query: str) -> tuple[list[Any], TurnRecord]:
     updates = list(session.turn(query))
     record = updates[-1].record
@@ -78,11 +41,13 @@ def run(session: ChatSession, query: str) -> tuple[list[Any], TurnRecord]:
     return updates, record
 
 
-def test_a_routed_turn_streams_the_recorded_answer(replaying: RoutingData, router: Any) -> None:
-    session = make_session(router)
-    q = wordy(replaying, router)
+def test_a_routed_turn_streams_the_recorded_answer(
+    replaying: RoutingData, chat_router: Any
+) -> None:
+    session = make_session(chat_router)
+    q = wordy(replaying, chat_router)
     updates, record = run(session, q)
-    model = router.route(q).model
+    model = chat_router.route(q).model
     answer, cost = recorded(replaying, q, model)
     assert record.model == model and record.decision is not None
     assert record.decision.model == model and record.answer == answer
@@ -98,9 +63,9 @@ def test_a_routed_turn_streams_the_recorded_answer(replaying: RoutingData, route
 
 
 def test_switching_the_context_mode_changes_what_the_router_reads(
-    replaying: RoutingData, router: Any
+    replaying: RoutingData, chat_router: Any
 ) -> None:
-    session = make_session(router)
+    session = make_session(chat_router)
     q1, q2, q3 = replaying.queries[4], replaying.queries[5], replaying.queries[6]
     run(session, q1)
     _, second = run(session, q2)
@@ -115,8 +80,8 @@ def test_switching_the_context_mode_changes_what_the_router_reads(
     assert record.routing_text.startswith(q3)
 
 
-def test_knobs_cost_weight_and_budget(replaying: RoutingData, router: Any) -> None:
-    session = make_session(router)
+def test_knobs_cost_weight_and_budget(replaying: RoutingData, chat_router: Any) -> None:
+    session = make_session(chat_router)
     q = replaying.queries[7]
     session.configure(knob="cost_weight", cost_weight=1e9)
     _, cheap = run(session, q)
@@ -134,15 +99,17 @@ def test_knobs_cost_weight_and_budget(replaying: RoutingData, router: Any) -> No
     assert again.ok
 
 
-def test_failures_are_notices_and_the_chat_goes_on(replaying: RoutingData, router: Any) -> None:
+def test_failures_are_notices_and_the_chat_goes_on(
+    replaying: RoutingData, chat_router: Any
+) -> None:
     q = replaying.queries[9]
-    chosen = router.route(q).model
+    chosen = chat_router.route(q).model
     # Fault injection: the chosen model's endpoint does not exist.
-    pool = replay_pool(router.pool_)
+    pool = replay_pool(chat_router.pool_)
     broken = Pool(
         replace(s, litellm_model="replay/no-such-model") if s.name == chosen else s for s in pool
     )
-    session = make_session(router, broken)
+    session = make_session(chat_router, broken)
     _, record = run(session, q)
     assert record.ok and record.fell_back and record.model != chosen
     assert record.notice is not None and record.notice.startswith(f"{chosen} failed;")
@@ -157,8 +124,8 @@ def test_failures_are_notices_and_the_chat_goes_on(replaying: RoutingData, route
     assert session.turns[2].feedback == -1
 
 
-def test_an_agentic_turn_shows_its_steps(replaying: RoutingData, router: Any) -> None:
-    session = make_session(router)
+def test_an_agentic_turn_shows_its_steps(replaying: RoutingData, chat_router: Any) -> None:
+    session = make_session(chat_router)
     q1, q2 = replaying.queries[11], replaying.queries[12]
     session.configure(flow="agentic")
     updates, record = run(session, f"### Part 1\n{q1}\n### Part 2\n{q2}")
@@ -172,8 +139,8 @@ def test_an_agentic_turn_shows_its_steps(replaying: RoutingData, router: Any) ->
     assert any(u.steps and u.record is None for u in updates)
 
 
-def test_bad_settings_change_nothing(router: Any) -> None:
-    session = make_session(router)
+def test_bad_settings_change_nothing(chat_router: Any) -> None:
+    session = make_session(chat_router)
     with pytest.raises(ValueError, match="unknown router 'nope'"):
         session.configure(router="nope")
     with pytest.raises(ValueError, match="unknown context mode"):
@@ -186,15 +153,12 @@ def test_bad_settings_change_nothing(router: Any) -> None:
 
 
 def test_thumbs_reach_a_router_that_learns_online(
-    replaying: RoutingData, bench: RoutingData, router: Any
+    replaying: RoutingData, chat_router: Any, chat_bandit: Any
 ) -> None:
-    import llmrouter_core as lr
-
-    train = bench.split("train")
-    bandit = lr.get_router("bandit").fit(train.subset(np.arange(300)))
+    bandit = chat_bandit
     ex = {
         name: Executor(r, pool=replay_pool(r.pool_), keys="")
-        for name, r in (("knn", router), ("bandit", bandit))
+        for name, r in (("knn", chat_router), ("bandit", bandit))
     }
     session = ChatSession(ex, Conversation())
     session.configure(router="bandit")
