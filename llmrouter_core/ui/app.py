@@ -36,6 +36,7 @@ _CSS = """
 #notice .notice { padding: 6px 10px; border-radius: 6px; background: #fee2e2; color: #7f1d1d; }
 #notice .info { padding: 6px 10px; border-radius: 6px; background: #e0f2fe; color: #0c4a6e; }
 #steps table { width: 100%; font-size: 0.85em; }
+#steps tr.io td { color: #555; border-top: none; }
 """
 
 _FLOW_LABELS = {"single": "Single call", "agentic": "Agentic", "multi_round": "Multi-round"}
@@ -128,25 +129,27 @@ def panel_html(
 
 
 def steps_html(steps: tuple[Any, ...]) -> str:
-    """The steps of a flow as a table (empty for a single call)."""
+    """The steps of a flow as a table, each step's prompt and reply on a line under it
+    (a placeholder for a single call)."""
     if not steps:
         return "<p>Single call: no steps. Choose the agentic or multi-round flow to see them.</p>"
     rows = []
     for i, s in enumerate(steps, 1):
         status = f"⚠ {_e(s.error)}" if s.error else "ok"
         rows.append(
-            f'<tr data-testid="step"><td>{i}</td><td>{_e(s.role)}</td><td>{_e(s.model or "—")}'
-            f"</td><td>{_e(_clip(s.prompt))}</td><td>{_e(_clip(s.reply))}</td>"
-            f"<td>{_usd(s.cost)}</td><td>{s.latency_s:.2f} s</td><td>{_e(s.why)}</td>"
-            f"<td>{status}</td></tr>"
+            f'<tr data-testid="step"><td>{i}</td><td><b>{_e(s.role)}</b></td>'
+            f"<td>{_e(s.model or '—')}</td><td>{_usd(s.cost)}</td><td>{s.latency_s:.2f} s</td>"
+            f"<td>{_e(s.why)}</td><td>{status}</td></tr>"
+            f'<tr class="io"><td></td><td colspan="6"><small>in: {_e(_clip(s.prompt))}<br>'
+            f"out: {_e(_clip(s.reply))}</small></td></tr>"
         )
     return (
-        "<table><tr><th>#</th><th>step</th><th>model</th><th>prompt</th><th>reply</th>"
-        "<th>cost</th><th>latency</th><th>why</th><th>status</th></tr>" + "".join(rows) + "</table>"
+        "<table><tr><th>#</th><th>step</th><th>model</th><th>cost</th><th>latency</th>"
+        "<th>why</th><th>status</th></tr>" + "".join(rows) + "</table>"
     )
 
 
-def _clip(text: str, n: int = 160) -> str:
+def _clip(text: str, n: int = 110) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
 

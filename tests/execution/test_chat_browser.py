@@ -127,7 +127,7 @@ def test_the_chat_in_a_browser(
             bars = page.locator("#panel [data-testid=predictions] tr[data-model]")
             assert bars.count() == len(chat_router.models_)
             assert _panel(page, "routing-text") == q1
-            page.screenshot(path=str(ARTIFACTS / "routed-answer.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "routed-answer.png"))
 
             # 2. Switching the context mode changes what the router reads.
             page.locator("#mode label", has_text="full_context").click()
@@ -184,7 +184,8 @@ def test_the_chat_in_a_browser(
             steps = page.locator("#steps [data-testid=step]")
             steps.first.wait_for()
             assert steps.count() >= 3
-            page.screenshot(path=str(ARTIFACTS / "agentic-steps.png"), full_page=True)
+            page.locator("#steps-panel").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "agentic-steps.png"))
         finally:
             browser.close()
     # Measured, not asserted: seconds from the click on Send to the first text of the answer
