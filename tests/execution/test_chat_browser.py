@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chat_helpers import recorded, wordy
 
 from llmrouter_core.data import RoutingData
 from llmrouter_core.execution import Conversation, Executor
 from llmrouter_core.providers.replay import replay_pool, set_replay_data
-
-from chat_helpers import recorded, wordy
 
 pytest.importorskip("gradio")
 playwright_api = pytest.importorskip("playwright.sync_api")
