@@ -32,6 +32,16 @@ from llmrouter_core.cli._common import (
     text_lines,
     user_errors,
 )
+from llmrouter_core.cli.flow_run import (
+    AggregateName,
+    AggregateOpt,
+    DecomposerName,
+    DecomposerOpt,
+    FlowOpt,
+    MaxRoundsOpt,
+    PolicyModelOpt,
+    run_flows,
+)
 
 __all__ = ["chat", "infer", "register"]
 
@@ -291,9 +301,14 @@ def infer(
     timeout: TimeoutOpt = 60.0,
     max_retries: RetriesOpt = 2,
     trust_endpoints: TrustEndpointsOpt = False,
+    flow: FlowOpt = None,
+    decomposer: DecomposerOpt = DecomposerName.structural,
+    aggregate: AggregateOpt = AggregateName.concat,
+    policy_model: PolicyModelOpt = None,
+    max_rounds: MaxRoundsOpt = 4,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Route a question (or a file of them) and answer it with the chosen model."""
+    """Route a question (or a file of them) and answer it with the chosen model (or a flow)."""
     setup_logging(verbose)
     if (question is None) == (input_file is None):
         fail("give either a question or --input FILE")
@@ -301,6 +316,8 @@ def infer(
         fail("--concurrency must be at least 1")
     if route_only and model is not None:
         fail("--route-only and --model do not go together")
+    if flow is not None and (route_only or model is not None):
+        fail("--flow does not go with --route-only or --model")
     _check_numbers(
         cost_weight=cost_weight,
         max_cost=max_cost,
@@ -327,7 +344,21 @@ def infer(
             max_retries=max_retries,
             trust_endpoints=trust_endpoints,
         )
-        if route_only:
+        if flow is not None:
+            failed = run_flows(
+                executor,
+                queries,
+                flow=flow,
+                decomposer=decomposer,
+                aggregate=aggregate,
+                policy_model=policy_model,
+                max_rounds=max_rounds,
+                cost_weight=cost_weight,
+                max_cost=max_cost,
+                json_output=json_output,
+                verbose=verbose,
+            )
+        elif route_only:
             for q in queries:
                 decision = executor.route(q, max_cost=max_cost, **kwargs)
                 if json_output:
@@ -335,7 +366,7 @@ def infer(
                 else:
                     _print_decision(decision)
             return
-        if len(queries) == 1:
+        elif len(queries) == 1:
             try:
                 result = executor.complete(queries[0], model=model, max_cost=max_cost, **kwargs)
             except Exception as exc:
@@ -348,9 +379,10 @@ def infer(
             else:
                 _print_result(result)
             return
-        failed = asyncio.run(
-            _infer_batch(executor, queries, model, max_cost, kwargs, json_output, concurrency)
-        )
+        else:
+            failed = asyncio.run(
+                _infer_batch(executor, queries, model, max_cost, kwargs, json_output, concurrency)
+            )
     if failed:
         err_console.print(f"[red]{failed} of {len(queries)} queries failed[/]")
         raise typer.Exit(1)

@@ -14,6 +14,13 @@ call, models, ``stopped``); ``on_step`` sees each step as it finishes.
 from __future__ import annotations
 
 from llmrouter_core.flows.agentic import aagentic, agentic, concat_answer
+from llmrouter_core.flows.composite import (
+    Composite,
+    composite_text,
+    flow_outcome,
+    make_composites,
+    single_outcome,
+)
 from llmrouter_core.flows.decompose import PARTS_SCHEMA, parse_parts, structural_parts
 from llmrouter_core.flows.multiround import (
     amulti_round,
@@ -34,21 +41,26 @@ from llmrouter_core.flows.steps import FlowResult, FlowStep
 
 __all__ = [
     "PARTS_SCHEMA",
+    "Composite",
     "CostWindow",
     "FlowResult",
     "FlowStep",
     "aagentic",
     "agentic",
     "amulti_round",
+    "composite_text",
     "concat_answer",
     "consult_tool",
     "exact_match",
     "export_trajectories",
+    "flow_outcome",
+    "make_composites",
     "multi_round",
     "normalize_answer",
     "parse_parts",
     "parse_tag_turn",
     "router_r1_reward",
+    "single_outcome",
     "structural_parts",
     "tags_system_prompt",
     "token_f1",

@@ -36,7 +36,20 @@ from llmrouter_core.flows.steps import (
     run_flow,
 )
 
-__all__ = ["Aggregator", "Decomposer", "aagentic", "agentic", "concat_answer"]
+__all__ = [
+    "Aggregator",
+    "Decomposer",
+    "aagentic",
+    "agentic",
+    "agentic_flow",
+    "aggregate_answers",
+    "concat_answer",
+    "decompose",
+    "flow_kwargs",
+    "record_part",
+    "route_part",
+    "route_step",
+]
 
 #: ``"structural"``, ``"llm"``, or a function ``query -> sub-queries``.
 Decomposer = Literal["structural", "llm"] | Callable[[str], Sequence[str]]
@@ -81,17 +94,17 @@ def _supports_schema(executor: Executor, model: str) -> bool:
     return model in executor.pool and executor.pool[model].supports_json_schema
 
 
-def _decompose(
+def decompose(
     query: str,
     decomposer: Decomposer,
     *,
     executor: Executor,
     ledger: FlowLedger,
-    plan_model: str | None,
-    max_parts: int,
-    call_kwargs: Mapping[str, Any],
+    plan_model: str | None = None,
+    max_parts: int = 4,
+    call_kwargs: Mapping[str, Any] | None = None,
 ) -> SubFlow[list[str]]:
-    """Sub-flow: the parts of ``query`` (records the plan steps)."""
+    """Sub-flow: the parts of ``query`` (records the ``plan`` steps)."""
     started = time.perf_counter()
     if callable(decomposer):
         parts = [str(p).strip() for p in decomposer(query)]
@@ -124,7 +137,7 @@ def _decompose(
         raise ValueError("decomposer must be 'structural', 'llm' or a callable")
     prompt = decompose_prompt(query, max_parts)
     messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
-    kwargs = dict(call_kwargs)
+    kwargs = dict(call_kwargs or {})
     if plan_model is not None and _supports_schema(executor, plan_model):
         kwargs["response_format"] = {
             "type": "json_schema",
@@ -190,6 +203,97 @@ def route_part(
     return router.route(part, cost_weight=weight, allowed=allowed)  # type: ignore[no-any-return]
 
 
+def route_step(
+    executor: Executor,
+    router: Any,
+    part: str,
+    index: int,
+    *,
+    ledger: FlowLedger,
+    max_cost: float | None,
+    cost_weight: float | None,
+    user: str | None,
+) -> Decision | None:
+    """Route sub-query ``index`` and record the ``route`` step; ``None`` when no model fits
+    (a budget refusal also stops the flow)."""
+    started = time.perf_counter()
+    try:
+        decision = route_part(
+            executor, router, part, cost_weight=cost_weight, max_cost=max_cost, user=user
+        )
+    except (BudgetExceededError, LLMRouterError) as exc:
+        ledger.record_call("route", part, exc, part=index, started=started)
+        return None
+    ledger.add(
+        FlowStep(
+            "route",
+            decision.model,
+            part,
+            decision.model,
+            latency_s=_since(started),
+            why=decision.reason or f"routed by {decision.router}",
+            part=index,
+        )
+    )
+    return decision
+
+
+def record_part(
+    ledger: FlowLedger, part: str, index: int, model: str, outcome: ExecutionResult | Exception
+) -> FlowStep:
+    """Record the ``call`` step of sub-query ``index``."""
+    return ledger.record_call(
+        "call", part, outcome, part=index, model=model, why=f"routed to {model}"
+    )
+
+
+def aggregate_answers(
+    query: str,
+    parts: Sequence[str],
+    answers: Sequence[str | None],
+    errors: Sequence[str | None],
+    *,
+    aggregate: Aggregator,
+    ledger: FlowLedger,
+    aggregate_model: str | None = None,
+    call_kwargs: Mapping[str, Any] | None = None,
+) -> SubFlow[str]:
+    """Sub-flow: the answer from the parts' answers (records the ``aggregate`` steps); the
+    LLM aggregation falls back to the concatenation when its call fails."""
+    started = time.perf_counter()
+    concat = concat_answer(answers, errors)
+    if aggregate == "concat" or len(parts) == 1 or all(a is None for a in answers):
+        why = "concatenation with part labels" if len(parts) > 1 else "one part: its answer"
+        ledger.add(FlowStep("aggregate", None, query, concat, latency_s=_since(started), why=why))
+        return concat
+    prompt = _aggregate_prompt(query, parts, answers)
+    (outcome,) = yield [
+        Call(prompt, aggregate_model, max_cost=ledger.cap(), kwargs=dict(call_kwargs or {}))
+    ]
+    step = ledger.record_call(
+        "aggregate",
+        prompt,
+        outcome,
+        model=aggregate_model,
+        why="LLM aggregation",
+        started=started,
+    )
+    if step.error is not None:
+        ledger.add(
+            FlowStep("aggregate", None, query, concat, why="LLM aggregation failed: concatenation")
+        )
+        return concat
+    return step.reply
+
+
+def flow_kwargs(cost_weight: float | None, user: str | None) -> dict[str, Any]:
+    """The executor arguments of a flow's planning and aggregation calls."""
+    kwargs: dict[str, Any] = {"user": user}
+    if cost_weight is not None:
+        kwargs["cost_weight"] = cost_weight
+    return kwargs
+
+
 def agentic_flow(
     query: str,
     *,
@@ -207,10 +311,8 @@ def agentic_flow(
     """The agentic flow as a generator of calls (see :func:`run_flow`)."""
     if aggregate not in ("concat", "llm"):
         raise ValueError("aggregate must be 'concat' or 'llm'")
-    call_kwargs: dict[str, Any] = {"user": user}
-    if cost_weight is not None:
-        call_kwargs["cost_weight"] = cost_weight
-    parts = yield from _decompose(
+    call_kwargs = flow_kwargs(cost_weight, user)
+    parts = yield from decompose(
         query,
         decomposer,
         executor=executor,
@@ -219,75 +321,45 @@ def agentic_flow(
         max_parts=max_parts,
         call_kwargs=call_kwargs,
     )
-
     # Route every part (with the cost knob), then answer the routed ones in parallel.
     n = len(parts)
     answers: list[str | None] = [None] * n
     errors: list[str | None] = [None] * n
-    calls: list[Call] = []
-    index: list[int] = []
+    routed: list[tuple[int, Decision, float | None]] = []
     for i, part in enumerate(parts):
-        started = time.perf_counter()
         cap = ledger.cap(n)
-        try:
-            decision = route_part(
-                executor, router, part, cost_weight=cost_weight, max_cost=cap, user=user
-            )
-        except (BudgetExceededError, LLMRouterError) as exc:
-            step = ledger.record_call("route", part, exc, part=i, started=started)
-            errors[i] = step.error
-            continue
-        ledger.add(
-            FlowStep(
-                "route",
-                decision.model,
-                part,
-                decision.model,
-                latency_s=_since(started),
-                why=decision.reason or f"routed by {decision.router}",
-                part=i,
-            )
+        decision = route_step(
+            executor,
+            router,
+            part,
+            i,
+            ledger=ledger,
+            max_cost=cap,
+            cost_weight=cost_weight,
+            user=user,
         )
-        calls.append(Call(part, decision=decision, max_cost=cap, kwargs={"user": user}))
-        index.append(i)
-    outcomes = (yield calls) if calls else []
-    for i, call, outcome in zip(index, calls, outcomes, strict=True):
-        step = ledger.record_call(
-            "call",
-            parts[i],
-            outcome,
-            part=i,
-            model=call.decision.model,
-            why=f"routed to {call.decision.model}",
-        )
-        if step.error is None:
-            answers[i] = step.reply
+        if decision is None:
+            errors[i] = ledger.steps[-1].error
         else:
-            errors[i] = step.error
-
-    # Aggregate.
-    started = time.perf_counter()
-    concat = concat_answer(answers, errors)
-    if aggregate == "concat" or n == 1 or all(a is None for a in answers):
-        why = "concatenation with part labels" if n > 1 else "one part: its answer"
-        ledger.add(FlowStep("aggregate", None, query, concat, latency_s=_since(started), why=why))
-        return ledger.result(concat)
-    prompt = _aggregate_prompt(query, parts, answers)
-    (outcome,) = yield [Call(prompt, aggregate_model, max_cost=ledger.cap(), kwargs=call_kwargs)]
-    step = ledger.record_call(
-        "aggregate",
-        prompt,
-        outcome,
-        model=aggregate_model,
-        why="LLM aggregation",
-        started=started,
+            routed.append((i, decision, cap))
+    calls = [
+        Call(parts[i], decision=d, max_cost=cap, kwargs={"user": user}) for i, d, cap in routed
+    ]
+    outcomes = (yield calls) if calls else []
+    for (i, decision, _), outcome in zip(routed, outcomes, strict=True):
+        step = record_part(ledger, parts[i], i, decision.model, outcome)
+        answers[i], errors[i] = (step.reply, None) if step.error is None else (None, step.error)
+    answer = yield from aggregate_answers(
+        query,
+        parts,
+        answers,
+        errors,
+        aggregate=aggregate,
+        ledger=ledger,
+        aggregate_model=aggregate_model,
+        call_kwargs=call_kwargs,
     )
-    if step.error is not None:
-        ledger.add(
-            FlowStep("aggregate", None, query, concat, why="LLM aggregation failed: concatenation")
-        )
-        return ledger.result(concat)
-    return ledger.result(step.reply)
+    return ledger.result(answer)
 
 
 def _check_query(query: str) -> str:

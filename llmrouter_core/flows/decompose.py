@@ -127,8 +127,8 @@ def parse_parts(text: str, max_parts: int) -> list[str]:
     """
     try:
         obj = _json_object(text)
-    except ValueError as exc:
-        raise ValueError(str(exc).split(":")[0]) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the reply is not valid JSON ({exc.msg})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("parts"), list):
         raise ValueError('the JSON object has no "parts" list')
     parts = obj["parts"]

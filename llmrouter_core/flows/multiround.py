@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from llmrouter_core.errors import UnknownModelError
 from llmrouter_core.execution import ExecutionResult, Executor
 from llmrouter_core.flows.steps import (
     Call,
@@ -38,6 +39,9 @@ from llmrouter_core.flows.steps import (
 from llmrouter_core.pool import ModelSpec
 
 __all__ = [
+    "Consultation",
+    "MultiRoundSession",
+    "PolicyTurn",
     "Protocol",
     "TagTurn",
     "amulti_round",
@@ -219,132 +223,257 @@ def _resolve_protocol(protocol: Protocol, executor: Executor, policy_model: str)
     return "tools" if executor.pool[policy_model].supports_tools else "tags"
 
 
-def _consult(ledger: FlowLedger, model: str, question: str, user: str | None, why: str) -> Any:
-    """Sub-flow: one consultation (route + call steps); returns the reply or the error."""
-    ledger.add(FlowStep("route", model, question, model, why=why))
-    (outcome,) = yield [Call(question, model, max_cost=ledger.cap(), kwargs={"user": user})]
-    step = ledger.record_call("call", question, outcome, model=model, why=f"consulted {model}")
-    return step.reply if step.error is None else f"error: {step.error}"
+@dataclass(frozen=True, slots=True)
+class Consultation:
+    """A consultation the policy asked for.
+
+    Attributes:
+        model: The pool model to consult.
+        question: What to ask it.
+        tool_call_id: The tool call's id (tool protocol).
+        error: Set when the request is malformed (a format violation, already recorded):
+            nothing is consulted and the error goes back to the policy.
+    """
+
+    model: str | None
+    question: str
+    tool_call_id: str | None = None
+    error: str | None = None
 
 
-def _violation(ledger: FlowLedger, policy: str, prompt: str, reply: str, error: str) -> None:
-    ledger.add(FlowStep("plan", policy, prompt, reply, why="policy turn", error=f"format: {error}"))
+@dataclass(frozen=True, slots=True)
+class PolicyTurn:
+    """What one policy turn asked for: the answer, consultations, or neither (a violation,
+    explained to the policy), or to stop (the policy's call failed)."""
+
+    answer: str | None = None
+    consultations: tuple[Consultation, ...] = ()
+    stop: bool = False
 
 
-def multi_round_flow(
-    query: str,
-    *,
-    executor: Executor,
-    policy_model: str,
-    ledger: FlowLedger,
-    router: Any = None,
-    protocol: Protocol = "auto",
-    max_rounds: int = 4,
-    user: str | None = None,
-) -> Flow:
-    """The multi-round flow as a generator of calls (see :func:`run_flow`)."""
-    if policy_model not in executor.pool:
-        from llmrouter_core.errors import UnknownModelError
+class MultiRoundSession:
+    """The policy's conversation between turns; the flow and the LangGraph nodes drive it.
 
-        raise UnknownModelError(
-            f"unknown policy model {policy_model!r}; the pool has: {', '.join(executor.pool.names)}"
+    Its :meth:`state` is JSON-safe, and :meth:`from_state` rebuilds it (a graph checkpoints
+    it between nodes).
+    """
+
+    def __init__(
+        self,
+        query: str,
+        *,
+        executor: Executor,
+        policy_model: str,
+        router: Any = None,
+        protocol: Protocol = "auto",
+        max_rounds: int = 4,
+        user: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        rounds: int = 0,
+        turns: int = 0,
+        last_reply: str = "",
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("the query is empty")
+        if policy_model not in executor.pool:
+            raise UnknownModelError(
+                f"unknown policy model {policy_model!r}; the pool has: "
+                f"{', '.join(executor.pool.names)}"
+            )
+        if max_rounds < 0:
+            raise ValueError("max_rounds must be >= 0")
+        self.query = query
+        self.executor = executor
+        self.policy_model = policy_model
+        self.protocol = _resolve_protocol(protocol, executor, policy_model)
+        self.max_rounds = int(max_rounds)
+        self.user = user
+        specs = (
+            [executor.pool[n] for n in names]
+            if names is not None
+            else _pool_specs(executor, router, query, policy_model)
         )
-    if max_rounds < 0:
-        raise ValueError("max_rounds must be >= 0")
-    proto = _resolve_protocol(protocol, executor, policy_model)
-    specs = _pool_specs(executor, router, query, policy_model)
-    names = [s.name for s in specs]
-    tools = [consult_tool(specs)] if proto == "tools" else None
-    system = (
-        tags_system_prompt(specs, max_rounds)
-        if proto == "tags"
-        else "Answer the user's question. You may call the consult tool at most "
-        f"{max_rounds} times; then reply with the answer only."
-    )
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": system},
-        {"role": "user", "content": query},
-    ]
-    rounds = 0
-    last_reply = ""
-    # Each policy turn either consults, answers, or violates the format; violations count
-    # as turns, so a policy that never complies still ends.
-    for _turn in range(max_rounds + 3):
-        kwargs: dict[str, Any] = {"user": user}
-        if tools is not None and rounds < max_rounds:
-            kwargs["tools"] = tools
-        (outcome,) = yield [
-            Call(list(messages), policy_model, max_cost=ledger.cap(), kwargs=kwargs)
-        ]
+        self.names = [s.name for s in specs]
+        self.tools = [consult_tool(specs)] if self.protocol == "tools" else None
+        if messages is None:
+            system = (
+                tags_system_prompt(specs, max_rounds)
+                if self.protocol == "tags"
+                else "Answer the user's question. You may call the consult tool at most "
+                f"{max_rounds} times; then reply with the answer only."
+            )
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": query}]
+        self.messages = messages
+        self.rounds = rounds
+        self.turns = turns
+        self.last_reply = last_reply
+
+    # Each policy turn consults, answers or violates the format; violations count as turns,
+    # so a policy that never complies still ends.
+    @property
+    def max_turns(self) -> int:
+        """Most policy turns: every round, plus room for an answer and two violations."""
+        return self.max_rounds + 3
+
+    def state(self) -> dict[str, Any]:
+        """The JSON-safe state (see :meth:`from_state`)."""
+        return {
+            "query": self.query,
+            "policy_model": self.policy_model,
+            "protocol": self.protocol,
+            "max_rounds": self.max_rounds,
+            "user": self.user,
+            "messages": self.messages,
+            "rounds": self.rounds,
+            "turns": self.turns,
+            "last_reply": self.last_reply,
+            "names": self.names,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], executor: Executor) -> MultiRoundSession:
+        """Rebuild a session from :meth:`state`."""
+        return cls(executor=executor, **{**state, "messages": list(state["messages"])})
+
+    def policy_call(self, ledger: FlowLedger) -> Call:
+        """The next policy turn's call."""
+        kwargs: dict[str, Any] = {"user": self.user}
+        if self.tools is not None and self.rounds < self.max_rounds:
+            kwargs["tools"] = self.tools
+        return Call(list(self.messages), self.policy_model, max_cost=ledger.cap(), kwargs=kwargs)
+
+    def on_policy(self, outcome: ExecutionResult | Exception, ledger: FlowLedger) -> PolicyTurn:
+        """Record the policy's turn (a ``plan`` step) and read what it asks for."""
+        self.turns += 1
         if not isinstance(outcome, ExecutionResult):
-            ledger.record_call("plan", query, outcome, model=policy_model, why="policy turn")
-            break
-        if proto == "tools":
-            calls = outcome.tool_calls
-            if not calls:
-                answer = outcome.answer.strip()
-                if not answer:
-                    ledger.record_call(
-                        "plan", query, outcome, why="policy turn", error="format: empty answer"
-                    )
-                    messages.append({"role": "assistant", "content": ""})
-                    messages.append({"role": "user", "content": "Reply with the answer."})
-                    continue
-                ledger.record_call("plan", query, outcome, why="policy answered")
-                messages.append({"role": "assistant", "content": answer})
-                return ledger.result(answer, messages)
-            ledger.record_call("plan", query, outcome, why=f"policy called {len(calls)} tool(s)")
-            messages.append(_assistant_tool_message(outcome.answer, calls))
-            for tc in calls:
-                reply = yield from _tool_call(
-                    tc, names, ledger, policy_model, user, rounds, max_rounds
-                )
-                if not reply.startswith("format:") and not reply.startswith("error:"):
-                    last_reply = reply
-                rounds += 0 if reply.startswith("format:") else 1
-                messages.append(
-                    {"role": "tool", "tool_call_id": _get(tc, "id") or "", "content": reply}
-                )
-            continue
-        turn = parse_tag_turn(outcome.answer, names)
-        if turn.kind == "search" and rounds >= max_rounds:
+            ledger.record_call(
+                "plan", self.query, outcome, model=self.policy_model, why="policy turn"
+            )
+            return PolicyTurn(stop=True)
+        if self.protocol == "tools":
+            return self._on_tools(outcome, ledger)
+        turn = parse_tag_turn(outcome.answer, self.names)
+        if turn.kind == "search" and self.rounds >= self.max_rounds:
             turn = TagTurn(
-                "violation", turn.text, error=f"more than max_rounds={max_rounds} consultations"
+                "violation",
+                turn.text,
+                error=f"more than max_rounds={self.max_rounds} consultations",
             )
         if turn.kind == "violation":
             ledger.record_call(
-                "plan", query, outcome, why="policy turn", error=f"format: {turn.error}"
+                "plan", self.query, outcome, why="policy turn", error=f"format: {turn.error}"
             )
-            messages.append({"role": "assistant", "content": outcome.answer})
             hint = (
                 "Now write the answer inside <answer> and </answer>."
-                if rounds >= max_rounds
+                if self.rounds >= self.max_rounds
                 else "Write <search> Model-Name: question </search> or <answer> ... </answer>."
             )
-            messages.append(
+            self.messages += [
+                {"role": "assistant", "content": outcome.answer},
                 {
                     "role": "user",
                     "content": f"<information>Format error: {turn.error}. {hint}</information>",
-                }
-            )
-            continue
+                },
+            ]
+            return PolicyTurn()
+        self.messages.append({"role": "assistant", "content": turn.text})
         if turn.kind == "answer":
-            ledger.record_call("plan", query, outcome, why="policy answered")
-            messages.append({"role": "assistant", "content": turn.text})
-            return ledger.result(turn.answer, messages)
-        ledger.record_call("plan", query, outcome, why=f"policy consults {turn.model}")
-        messages.append({"role": "assistant", "content": turn.text})
-        assert turn.model is not None
-        reply = yield from _consult(ledger, turn.model, turn.query, user, "chosen by the policy")
-        rounds += 1
-        if not reply.startswith("error:"):
-            last_reply = reply
-        messages.append({"role": "user", "content": f"<information>{reply}</information>"})
+            ledger.record_call("plan", self.query, outcome, why="policy answered")
+            return PolicyTurn(answer=turn.answer)
+        ledger.record_call("plan", self.query, outcome, why=f"policy consults {turn.model}")
+        return PolicyTurn(consultations=(Consultation(turn.model, turn.query),))
+
+    def _on_tools(self, outcome: ExecutionResult, ledger: FlowLedger) -> PolicyTurn:
+        calls = outcome.tool_calls
+        if not calls:
+            answer = outcome.answer.strip()
+            if not answer:
+                ledger.record_call(
+                    "plan", self.query, outcome, why="policy turn", error="format: empty answer"
+                )
+                self.messages += [
+                    {"role": "assistant", "content": ""},
+                    {"role": "user", "content": "Reply with the answer."},
+                ]
+                return PolicyTurn()
+            ledger.record_call("plan", self.query, outcome, why="policy answered")
+            self.messages.append({"role": "assistant", "content": answer})
+            return PolicyTurn(answer=answer)
+        ledger.record_call("plan", self.query, outcome, why=f"policy called {len(calls)} tool(s)")
+        self.messages.append(_assistant_tool_message(outcome.answer, calls))
+        out = []
+        rounds = self.rounds
+        for tc in calls:
+            c = _read_tool_call(tc, self.names, rounds, self.max_rounds)
+            if c.error is not None:
+                raw = str(_get(_get(tc, "function"), "arguments") or "")
+                _violation(ledger, self.policy_model, raw, c.error)
+            else:
+                rounds += 1
+            out.append(c)
+        return PolicyTurn(consultations=tuple(out))
+
+    def consult_call(self, c: Consultation, ledger: FlowLedger, why: str = "") -> Call:
+        """Record the ``route`` step of consultation ``c`` and return its call."""
+        assert c.model is not None
+        why = why or "chosen by the policy" + (" (tool call)" if c.tool_call_id else "")
+        ledger.add(FlowStep("route", c.model, c.question, c.model, why=why))
+        return Call(c.question, c.model, max_cost=ledger.cap(), kwargs={"user": self.user})
+
+    def on_consult(
+        self, c: Consultation, outcome: ExecutionResult | Exception, ledger: FlowLedger
+    ) -> None:
+        """Record consultation ``c``'s ``call`` step and give its reply to the policy."""
+        assert c.model is not None
+        step = ledger.record_call(
+            "call", c.question, outcome, model=c.model, why=f"consulted {c.model}"
+        )
+        self.rounds += 1
+        if step.error is None:
+            self.last_reply = step.reply
+            self.reply(c, step.reply)
+        else:
+            self.reply(c, f"error: {step.error}")
+
+    def reply(self, c: Consultation, text: str) -> None:
+        """Give the policy ``text`` as the outcome of consultation ``c``."""
+        if self.protocol == "tools":
+            self.messages.append(
+                {"role": "tool", "tool_call_id": c.tool_call_id or "", "content": text}
+            )
+        else:
+            self.messages.append({"role": "user", "content": f"<information>{text}</information>"})
+
+    def finish(self, ledger: FlowLedger, answer: str | None) -> FlowResult:
+        """The result: the policy's answer, else the last consulted reply (and why)."""
+        if answer is not None:
+            return ledger.result(answer, self.messages)
+        if ledger.stopped is None:
+            ledger.stop(f"max_rounds: no answer after {self.rounds} consultation(s)")
+        return ledger.result(self.last_reply, self.messages)
+
+
+def _violation(ledger: FlowLedger, policy: str, prompt: str, error: str) -> None:
+    ledger.add(FlowStep("plan", policy, prompt, "", why="policy turn", error=f"format: {error}"))
+
+
+def multi_round_flow(session: MultiRoundSession, ledger: FlowLedger) -> Flow:
+    """The multi-round flow as a generator of calls (see :func:`run_flow`)."""
+    while session.turns < session.max_turns:
+        (outcome,) = yield [session.policy_call(ledger)]
+        turn = session.on_policy(outcome, ledger)
+        if turn.answer is not None or turn.stop:
+            return session.finish(ledger, turn.answer)
+        for c in turn.consultations:
+            if c.error is not None:
+                session.reply(c, f"format: {c.error}")
+                continue
+            (result,) = yield [session.consult_call(c, ledger)]
+            session.on_consult(c, result, ledger)
         if ledger.stopped:
             break
-    if ledger.stopped is None:
-        ledger.stop(f"max_rounds: no answer after {max_rounds} consultation(s)")
-    return ledger.result(last_reply, messages)
+    return session.finish(ledger, None)
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -365,45 +494,29 @@ def _assistant_tool_message(text: str, calls: Sequence[Any]) -> dict[str, Any]:
     return {"role": "assistant", "content": text or None, "tool_calls": out}
 
 
-def _tool_call(
-    tc: Any,
-    names: Sequence[str],
-    ledger: FlowLedger,
-    policy: str,
-    user: str | None,
-    rounds: int,
-    max_rounds: int,
-) -> Any:
-    """Sub-flow: carry out one ``consult`` tool call; returns the tool message's content."""
+def _read_tool_call(tc: Any, names: Sequence[str], rounds: int, max_rounds: int) -> Consultation:
+    """The consultation a ``consult`` tool call asks for (``error`` set when malformed)."""
     fn = _get(tc, "function")
+    call_id = str(_get(tc, "id") or "")
     raw = str(_get(fn, "arguments") or "")
-    error = ""
-    args: Any = None
     if _get(fn, "name") != "consult":
-        error = f"unknown tool {_get(fn, 'name')!r}"
-    else:
-        try:
-            args = json.loads(raw or "{}")
-        except json.JSONDecodeError as exc:
-            error = f"tool arguments are not JSON ({exc.msg})"
-    if not error:
-        if not isinstance(args, dict):
-            error = "tool arguments must be an object"
-        elif rounds >= max_rounds:
-            error = f"more than max_rounds={max_rounds} consultations"
-        else:
-            model = {n.lower(): n for n in names}.get(str(args.get("model", "")).strip().lower())
-            question = str(args.get("question", "")).strip()
-            if model is None:
-                error = f"unknown model {args.get('model')!r} (the pool has: {', '.join(names)})"
-            elif not question:
-                error = "empty question"
-    if error:
-        _violation(ledger, policy, raw, "", error)
-        return f"format: {error}"
-    assert model is not None
-    reply = yield from _consult(ledger, model, question, user, "chosen by the policy (tool call)")
-    return str(reply)
+        return Consultation(None, "", call_id, f"unknown tool {_get(fn, 'name')!r}")
+    try:
+        args = json.loads(raw or "{}")
+    except json.JSONDecodeError as exc:
+        return Consultation(None, "", call_id, f"tool arguments are not JSON ({exc.msg})")
+    if not isinstance(args, dict):
+        return Consultation(None, "", call_id, "tool arguments must be an object")
+    if rounds >= max_rounds:
+        return Consultation(None, "", call_id, f"more than max_rounds={max_rounds} consultations")
+    model = {n.lower(): n for n in names}.get(str(args.get("model", "")).strip().lower())
+    question = str(args.get("question", "")).strip()
+    if model is None:
+        error = f"unknown model {args.get('model')!r} (the pool has: {', '.join(names)})"
+        return Consultation(None, question, call_id, error)
+    if not question:
+        return Consultation(model, "", call_id, "empty question")
+    return Consultation(model, question, call_id)
 
 
 def _start(
@@ -418,18 +531,16 @@ def _start(
     user: str | None,
     on_step: OnStep | None,
 ) -> Flow:
-    if not isinstance(query, str) or not query.strip():
-        raise ValueError("the query is empty")
-    return multi_round_flow(
+    session = MultiRoundSession(
         query,
         executor=executor,
         policy_model=policy_model,
-        ledger=FlowLedger(budget, max_cost, on_step),
         router=router,
         protocol=protocol,
         max_rounds=max_rounds,
         user=user,
     )
+    return multi_round_flow(session, FlowLedger(budget, max_cost, on_step))
 
 
 def multi_round(

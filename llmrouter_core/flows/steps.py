@@ -201,8 +201,9 @@ SubFlow = Generator[list[Call], list[ExecutionResult | Exception], T]
 Flow = SubFlow[FlowResult]
 
 
-def run_flow(flow: Flow, executor: Executor, *, max_workers: int = 8) -> FlowResult:
-    """Carry ``flow`` out with :meth:`Executor.complete` (parallel calls on threads)."""
+def run_flow(flow: SubFlow[T], executor: Executor, *, max_workers: int = 8) -> T:
+    """Carry ``flow`` (or a part of one) out with :meth:`Executor.complete` (parallel calls
+    on threads); returns what it returns."""
     outcomes: list[ExecutionResult | Exception] | None = None
     pool: ThreadPoolExecutor | None = None
     try:
@@ -210,7 +211,7 @@ def run_flow(flow: Flow, executor: Executor, *, max_workers: int = 8) -> FlowRes
             try:
                 calls = flow.send(outcomes) if outcomes is not None else next(flow)
             except StopIteration as stop:
-                result: FlowResult = stop.value
+                result: T = stop.value
                 return result
             if len(calls) <= 1:
                 outcomes = [c.complete(executor) for c in calls]
@@ -224,15 +225,16 @@ def run_flow(flow: Flow, executor: Executor, *, max_workers: int = 8) -> FlowRes
         flow.close()
 
 
-async def arun_flow(flow: Flow, executor: Executor) -> FlowResult:
-    """Carry ``flow`` out with :meth:`Executor.acomplete` (parallel calls gathered)."""
+async def arun_flow(flow: SubFlow[T], executor: Executor) -> T:
+    """Carry ``flow`` (or a part of one) out with :meth:`Executor.acomplete` (parallel calls
+    gathered); returns what it returns."""
     outcomes: list[ExecutionResult | Exception] | None = None
     try:
         while True:
             try:
                 calls = flow.send(outcomes) if outcomes is not None else next(flow)
             except StopIteration as stop:
-                result: FlowResult = stop.value
+                result: T = stop.value
                 return result
             outcomes = list(await asyncio.gather(*(c.acomplete(executor) for c in calls)))
     finally:

@@ -29,14 +29,19 @@ def test_import_loads_neither_langgraph_nor_litellm() -> None:
 def test_public_surface_is_pinned() -> None:
     assert langchain_llmrouter.__all__ == sorted(langchain_llmrouter.__all__)
     assert langchain_llmrouter.__all__ == [
+        "AgenticState",
         "FanOutState",
+        "MultiRoundState",
         "RoutedChatModel",
         "RouterState",
         "RoutingMiddleware",
         "__version__",
+        "create_agentic_graph",
         "create_fanout_nodes",
         "create_model_node",
+        "create_multiround_graph",
         "create_router_node",
+        "flow_result",
     ]
     for name in langchain_llmrouter.__all__:
         assert getattr(langchain_llmrouter, name) is not None
