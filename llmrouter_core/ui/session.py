@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import queue
 import threading
 import time
@@ -370,7 +369,8 @@ class ChatSession:
         return replace(
             base,
             answer=result.answer,
-            model=", ".join(dict.fromkeys(result.models)) or None,
+            # A flow that ends without an answer is a failed turn (not history), with its notice.
+            model=(", ".join(dict.fromkeys(result.models)) or None) if result.answer else None,
             cost=float(result.cost),
             latency_s=time.perf_counter() - started,
             steps=tuple(result.steps),
@@ -401,19 +401,25 @@ def send_feedback(router: Any, user: str | None, query: str, model: str, liked: 
     """Give a thumbs up (score 1) or down (score 0) to ``router``; ``False`` when it does not
     learn from feedback.
 
-    Two kinds of routers learn: a :class:`~llmrouter_core.Router` whose scorer learns online
-    (``feedback(query, model, score)``, e.g. ``bandit``), and personalized routers
-    (``feedback(user, query, model, rating=...)``).
+    Two kinds of routers learn: personalized routers (``supports_feedback``:
+    ``feedback(user, query, model, rating=...)``; a user id is required), and a
+    :class:`~llmrouter_core.Router` whose scorer learns online (``feedback(query, model,
+    score)``, e.g. ``bandit``).
+
+    Raises:
+        ValueError: A personalized router and no user id.
     """
     method = getattr(router, "feedback", None)
     if method is None:
         return False
     score = 1.0 if liked else 0.0
-    if "user" in inspect.signature(method).parameters:
+    if getattr(router, "supports_feedback", False):
+        if not user:
+            raise ValueError(f"give a user id: {type(router).__name__} learns per user")
         method(user, query, model, rating=score)
         return True
     tags = getattr(getattr(router, "scorer_", None), "tags", None)
-    if tags is not None and not getattr(tags, "online", False):
+    if not getattr(tags, "online", False):
         return False
     method(query, model, score)
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +172,42 @@ def test_thumbs_reach_a_router_that_learns_online(
     assert after < before  # a thumbs down lowered the model's predicted quality
     session.feedback(0, True)
     assert bandit.route(q).quality[record.model] > after
+
+
+def test_thumbs_reach_a_personalized_router_for_the_user(
+    replaying: RoutingData, bench: RoutingData, chat_router: Any, tmp_path: Path
+) -> None:
+    from llmrouter_core.personalized import PersonalizedRouter
+
+    store = f"sqlite:///{tmp_path / 'feedback.db'}"
+    personal = PersonalizedRouter(base=chat_router, store=store).fit(bench.split("train"))
+    ex = Executor(personal, pool=replay_pool(personal.pool_), keys="")
+    session = ChatSession({"personal": ex}, Conversation())
+    q = wordy(replaying, chat_router)
+    _, record = run(session, q)
+    assert record.ok
+    with pytest.raises(ValueError, match="give a user id"):
+        session.feedback(0, True)
+    session.configure(user="ada")
+    _, record = run(session, q)
+    assert session.feedback(1, False).startswith("Feedback sent to personal")
+    events = personal.feedback_store.events("ada")
+    assert [(e.query, e.model, e.rating) for e in events] == [(q, record.model, 0.0)]
+
+
+def test_a_multi_round_turn_that_breaks_its_protocol_is_a_notice(
+    replaying: RoutingData, chat_router: Any
+) -> None:
+    # Recorded answers were not written as a multi-round policy: the policy's reply has no
+    # <search>/<answer> tag, its repair prompt was never recorded, and the flow stops.
+    session = make_session(chat_router)
+    session.configure(flow="multi_round")
+    q = wordy(replaying, chat_router)
+    _, record = run(session, q)
+    assert record.flow == "multi_round" and record.steps
+    assert record.steps[0].role == "plan" and record.steps[0].model == chat_router.route(q).model
+    assert record.steps[0].error is not None and record.steps[0].error.startswith("format:")
+    assert record.notice is not None and record.notice.startswith("The flow stopped early")
+    assert record.cost > 0
+    assert record.cost == pytest.approx(sum(s.cost or 0.0 for s in record.steps))
+    assert session.spent == pytest.approx(record.cost)
