@@ -191,3 +191,56 @@ def test_the_chat_in_a_browser(
     # on screen, per routed turn (the first one includes the process's first model call).
     (ARTIFACTS / "first-token.json").write_text(json.dumps({"first_token_s": first_token_s}))
     print("time to first token in the browser (s):", " ".join(f"{t:.3f}" for t in first_token_s))
+
+
+def test_llmrouter_chat_ui_serves_every_router_of_a_folder(
+    tmp_path: Path, data_dir: Path, chat_router: Any, chat_bandit: Any
+) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    routers = tmp_path / "routers"
+    chat_router.save(routers / "knn")
+    chat_bandit.save(routers / "bandit")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path])}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmrouter_core.cli.main",
+            "chat",
+            "--ui",
+            "-r",
+            str(routers),
+            "--replay",
+            str(data_dir / "routerbench" / "mbpp_test.csv"),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        config = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as r:
+                    config = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert config is not None, proc.stderr.read() if proc.poll() is not None else "timeout"
+        menus = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "router"]
+        assert [choice[1] for choice in menus[0]["choices"]] == ["bandit", "knn"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
