@@ -23,7 +23,7 @@ from llmrouter_core.execution import CONTEXT_MODES, Conversation, Executor
 from llmrouter_core.execution.conversation import CONTEXT_MODE_HELP
 from llmrouter_core.ui.session import FLOWS, ChatSession, TurnRecord
 
-__all__ = ["build_app", "launch_ui", "notice_html", "panel_html", "steps_html"]
+__all__ = ["build_app", "launch_ui", "notice_html", "panel_html", "steps_html", "warm_up"]
 
 _CSS = """
 #panel .bars { width: 100%; border-collapse: collapse; font-size: 0.85em; }
@@ -372,6 +372,19 @@ def build_app(
     return demo
 
 
+def warm_up() -> None:
+    """Stream one LiteLLM mock response (no model, no network): LiteLLM imports its streaming
+    machinery on first use, close to a second that the first answer would otherwise wait."""
+    from llmrouter_core._lazy import import_litellm
+
+    litellm = import_litellm()
+    messages = [{"role": "user", "content": "warm-up"}]
+    for _ in litellm.completion(
+        model="openai/warm-up", messages=messages, mock_response="ok", stream=True
+    ):
+        pass
+
+
 def launch_ui(
     executors: Mapping[str, Executor],
     *,
@@ -388,6 +401,7 @@ def launch_ui(
     demo = build_app(
         executors, conversation=conversation, user=user, max_cost=max_cost, call_kwargs=call_kwargs
     )
+    warm_up()
     demo.queue(default_concurrency_limit=4)
     demo.launch(
         server_name=host,

@@ -115,6 +115,9 @@ def test_the_chat_in_a_browser(
             # 1. A routed answer: the recorded answer of the decision's model, at its cost.
             first_token_s = [_send(page, q1)]
             _wait_turn(page, 1)
+            # The server's own time to first token (routing included), for comparison.
+            server = re.search(r"first token ([0-9.]+) s", page.locator("#panel").inner_text())
+            server_first_token_s = float(server.group(1)) if server else None
             model = chat_router.route(q1).model
             answer, cost = recorded(test, q1, model)
             shown = page.locator("#chat [data-testid=bot]").last.inner_text()
@@ -189,8 +192,11 @@ def test_the_chat_in_a_browser(
             browser.close()
     # Measured, not asserted: seconds from the click on Send to the first text of the answer
     # on screen, per routed turn (the first one includes the process's first model call).
-    (ARTIFACTS / "first-token.json").write_text(json.dumps({"first_token_s": first_token_s}))
+    (ARTIFACTS / "first-token.json").write_text(
+        json.dumps({"first_token_s": first_token_s, "server_first_token_s": server_first_token_s})
+    )
     print("time to first token in the browser (s):", " ".join(f"{t:.3f}" for t in first_token_s))
+    print("the first turn's time to first token in the server (s):", server_first_token_s)
 
 
 def test_llmrouter_chat_ui_serves_every_router_of_a_folder(
