@@ -36,6 +36,7 @@ from llmrouter_core.execution import (
     StreamChunk,
     StreamInterruptedError,
 )
+from llmrouter_core.execution._support import routing_text
 
 __all__ = [
     "FLOWS",
@@ -69,7 +70,9 @@ class TurnRecord:
         cost: USD spent by the turn (every call of a flow counted).
         latency_s: Seconds from sending to the last token.
         first_token_s: Seconds from sending to the first text (``None`` if none came).
-        routing_text: What the router read (the selected context and the message).
+        routing_text: What the router read: the selected context and the message when the
+            executor routes on ``Conversation.routing_text`` (as ``llmrouter chat`` builds it),
+            else what its ``routing_text`` setting takes from them.
         context: Indices of the earlier turns sent with the message.
         mode: The context mode.
         knob: Which knob was in force and its value, e.g. ``"cost weight 0.5"``.
@@ -268,7 +271,11 @@ class ChatSession:
         try:
             context = tuple(self.conversation.context(query))
             messages = self.conversation.messages_for(query)
-            base = replace(base, context=context, routing_text=Conversation.routing_text(messages))
+            base = replace(
+                base,
+                context=context,
+                routing_text=routing_text(messages, self.executor.routing_text),
+            )
             if self.flow == "single":
                 final = yield from self._single(messages, base, started)
             else:
