@@ -29,7 +29,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
-    pytest.mark.enable_socket,
+    pytest.mark.allow_hosts(["127.0.0.1"]),  # loopback only: the chat needs no network
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
 ]
 ARTIFACTS = Path(os.environ.get("LLMROUTER_TEST_ARTIFACTS", "test-artifacts")) / "chat"
