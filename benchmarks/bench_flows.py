@@ -142,23 +142,77 @@ def replay_comparison(n: int, seed: int) -> dict[str, Any]:
         },
         "mismatches_with_recorded_data": mismatches,
         "flow_seconds_per_step_incl_replay": flow_s / max(1, steps),
+        "overhead_ms_per_step": overhead(executor, comps[:100]),
     }
     set_replay_data(None)
     return out
 
 
+def overhead(executor: Executor, comps: list[Any]) -> dict[str, float]:
+    """The flows' own time per step, in ms (median over composites).
+
+    Core: the time spent inside the flow's generator (planning, bookkeeping, aggregation),
+    minus the router's time (each ``route`` step's latency); model calls run outside it.
+    LangGraph: the core's, plus the graph's wall time minus :func:`agentic`'s on the same
+    composite (the same recorded calls, in parallel in both), per step.
+    """
+    from langchain_llmrouter import create_agentic_graph
+
+    from llmrouter_core.flows.agentic import agentic_flow
+    from llmrouter_core.flows.steps import FlowLedger
+
+    graph = create_agentic_graph(executor, cost_weight=100.0)
+    core_ms, graph_ms = [], []
+    for c in comps:
+        ledger = FlowLedger()
+        flow = agentic_flow(c.query, executor=executor, cost_weight=100.0, ledger=ledger)
+        own, outcomes = 0.0, None
+        while True:
+            t = time.perf_counter()
+            try:
+                calls = flow.send(outcomes) if outcomes is not None else next(flow)
+            except StopIteration:
+                own += time.perf_counter() - t
+                break
+            own += time.perf_counter() - t
+            outcomes = [call.complete(executor) for call in calls]
+        steps = ledger.steps
+        t = time.perf_counter()
+        agentic(c.query, executor=executor, cost_weight=100.0)  # parallel calls, as the graph
+        wall = time.perf_counter() - t
+        routing = sum(s.latency_s for s in steps if s.role == "route")
+        core = (own - routing) / len(steps)
+        t = time.perf_counter()
+        graph.invoke({"query": c.query})
+        graph_wall = time.perf_counter() - t
+        core_ms.append(core * 1e3)
+        graph_ms.append((core + (graph_wall - wall) / len(steps)) * 1e3)
+    return {"core": float(np.median(core_ms)), "langgraph": float(np.median(graph_ms))}
+
+
 def local_models(n: int, seed: int) -> dict[str, Any]:
-    """The LLM decomposer and the multi-round loop run by the local CPU models."""
+    """The LLM decomposer and the multi-round loop run by the local CPU models.
+
+    RouterBench's ARC and Winogrande prompts are 5-shot; to fit the small models' 2,048-token
+    context, each part here is the prompt's last block (the question itself, zero-shot).
+    """
+    from collections import Counter
+
     from llmrouter_core.execution import PoolOrderRouter
-    from llmrouter_core.flows import multi_round, router_r1_reward
+    from llmrouter_core.flows import Composite, composite_text, multi_round, router_r1_reward
     from llmrouter_core.providers.local import default_local_pool
 
     _, test = load_split("routerbench")
     pool = default_local_pool()
     executor = Executor(PoolOrderRouter(pool), max_retries=0, timeout=600)
-    comps = make_composites(test, n, seed=seed)
+    comps = [
+        Composite(composite_text([_last_block(test.queries[r]) for r in c.rows]), c.rows)
+        for c in make_composites(test, n, seed=seed)
+    ]
     out: dict[str, Any] = {}
     for policy in pool.names:
+        errors: Counter[str] = Counter()
+        samples: list[str] = []
         # LLM decomposer: how often the reply parses (first try / after the repair pass),
         # and how often it finds the composite's true number of parts.
         first_ok = repaired = right_count = 0
@@ -172,6 +226,8 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
                 max_cost=None,
             )
             plans = [s for s in r.steps if s.role == "plan"]
+            errors.update(_error_kind(s.error) for s in plans if s.error)
+            samples += [s.reply[:200] for s in plans[:1] if s.model]
             first_ok += int(plans[0].error is None)
             ok = any(s.model is not None and s.error is None for s in plans)
             repaired += int(ok and plans[0].error is not None)
@@ -185,13 +241,15 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
         for i in arc:
             gold = _arc_gold(test, i)
             r = multi_round(
-                test.queries[i],
+                _last_block(test.queries[i]),
                 executor=executor,
                 policy_model=policy,
                 protocol="tags",
                 max_rounds=2,
             )
             turns += sum(1 for s in r.steps if s.role == "plan")
+            errors.update(_error_kind(s.error) for s in r.steps if s.error)
+            samples += [s.reply[:200] for s in r.steps[:1] if s.model]
             violations += r.format_violations
             if gold is not None:
                 rewards.append(router_r1_reward(r, gold))
@@ -203,9 +261,20 @@ def local_models(n: int, seed: int) -> dict[str, Any]:
             "multi_round_policy_turns": turns,
             "multi_round_format_violation_rate": violations / max(1, turns),
             "multi_round_mean_reward": float(np.mean(rewards)) if rewards else None,
+            "errors": dict(errors.most_common()),
+            "first_replies": samples[:4],
         }
         print(policy, out[policy])
     return out
+
+
+def _last_block(prompt: str) -> str:
+    return prompt.strip().split("\n\n")[-1]
+
+
+def _error_kind(error: str) -> str:
+    head, _, rest = error.partition(":")
+    return f"{head}: {rest.strip()[:50]}" if head == "format" else head
 
 
 def _parts_of(result: Any) -> str:

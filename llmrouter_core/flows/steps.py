@@ -3,7 +3,9 @@ flow shares: the model calls it asks for (:class:`Call`), their sync and async d
 spend of a flow (:class:`FlowLedger`).
 
 A flow is written once, as a generator that yields lists of :class:`Call` and receives, for
-each list, one :class:`~llmrouter_core.execution.ExecutionResult` or exception per call. The
+each list, one :class:`~llmrouter_core.execution.ExecutionResult` or error per call (the
+executor's errors, :class:`~llmrouter_core.errors.LLMRouterError`, become failed steps; any
+other exception is a bug and propagates). The
 drivers :func:`run_flow` (threads for parallel calls) and :func:`arun_flow` (``asyncio``)
 carry the calls out on an :class:`~llmrouter_core.execution.Executor`, so the sync and async
 flows cannot drift apart.
@@ -21,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from llmrouter_core.errors import LLMRouterError
 from llmrouter_core.execution import BudgetExceededError, ExecutionResult, Executor
 
 __all__ = [
@@ -178,7 +181,7 @@ class Call:
                 max_cost=self.max_cost,
                 **self.kwargs,
             )
-        except Exception as exc:  # the flow records it as a failed step
+        except LLMRouterError as exc:  # the flow records it as a failed step
             return exc
 
     async def acomplete(self, executor: Executor) -> ExecutionResult | Exception:
@@ -190,7 +193,7 @@ class Call:
                 max_cost=self.max_cost,
                 **self.kwargs,
             )
-        except Exception as exc:
+        except LLMRouterError as exc:
             return exc
 
 

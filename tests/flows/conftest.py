@@ -41,10 +41,3 @@ def replaying(rb_test: RoutingData) -> Iterator[RoutingData]:
 @pytest.fixture()
 def replay_executor(replaying: RoutingData, flow_router: Any) -> Executor:
     return Executor(flow_router, pool=replay_pool(flow_router.pool_), max_retries=0)
-
-
-def recorded(data: RoutingData, row: int, model: str) -> tuple[str, float]:
-    """The recorded answer and cost of ``model`` on ``row``."""
-    j = data.model_index(model)
-    assert data.responses is not None and data.costs is not None
-    return str(data.responses[row, j]), float(data.costs[row, j])

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import pytest
-from conftest import recorded  # type: ignore[import-not-found]
+from flow_helpers import recorded
 
 from llmrouter_core.data import RoutingData
 from llmrouter_core.execution import Executor
@@ -262,3 +262,13 @@ def test_flow_result_json_and_bad_arguments() -> None:
         agentic("q", executor=ex, aggregate="vote")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="budget"):
         agentic("q", executor=ex, budget=-1.0)
+
+
+def test_any_router_routes_the_parts() -> None:
+    _, ex = _scripted({"cheap": _answers, "strong": _answers})
+    prefers_cheap = dummy_router(
+        {"cheap": 0.9, "strong": 0.5}, {"cheap": 1e-6, "strong": 1e-3}, ex.pool
+    )
+    result = agentic("1. a?\n2. b?", executor=ex, router=prefers_cheap, cost_weight=0.0)
+    assert [s.model for s in result.steps if s.role == "call"] == ["cheap", "cheap"]
+    assert ex.route("a?", cost_weight=0.0).model == "strong"  # the executor's own router

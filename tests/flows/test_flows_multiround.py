@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import recorded  # type: ignore[import-not-found]
+from flow_helpers import recorded
 
 from llmrouter_core.data import RoutingData
 from llmrouter_core.execution import Executor

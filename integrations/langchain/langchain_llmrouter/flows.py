@@ -407,28 +407,32 @@ def create_multiround_graph(
         )
 
     def consult(state: Any) -> SubFlow[dict[str, Any]]:
+        # One consultation per run of the node: a node resumed after an interrupt runs
+        # again from its start, so nothing before the interrupt may have been called.
         ledger = _ledger(state, budget, max_cost)
         session = session_of(state)
-        for raw in state.get("pending") or []:
-            c = Consultation(**raw)
-            if c.error is not None:
-                session.reply(c, f"format: {c.error}")
-                continue
-            assert c.model is not None
-            model, why = _approve(executor, None, c.model, c.question, approve_above)
-            if model is None:
-                ledger.add(FlowStep("call", c.model, c.question, "", why=why, error=why))
-                session.rounds += 1
-                session.reply(c, f"error: the call was not approved ({why})")
-                continue
-            c = Consultation(model, c.question, c.tool_call_id)
-            (outcome,) = yield [session.consult_call(c, ledger, why)]
-            session.on_consult(c, outcome, ledger)
-            if ledger.stopped is not None:
-                break
-        return _update(ledger, session=session.state(), pending=[])
+        first, *rest = state["pending"]
+        c = Consultation(**first)
+        if c.error is not None:
+            session.reply(c, f"format: {c.error}")
+            return _update(ledger, session=session.state(), pending=rest)
+        assert c.model is not None
+        model, why = _approve(executor, None, c.model, c.question, approve_above)
+        if model is None:
+            ledger.add(FlowStep("call", c.model, c.question, "", why=why, error=why))
+            session.rounds += 1
+            session.reply(c, f"error: the call was not approved ({why})")
+            return _update(ledger, session=session.state(), pending=rest)
+        c = Consultation(model, c.question, c.tool_call_id)
+        (outcome,) = yield [session.consult_call(c, ledger, why)]
+        session.on_consult(c, outcome, ledger)
+        if ledger.stopped is not None:  # the rest is not taken: back to the policy, which ends
+            for other in rest:
+                session.reply(Consultation(**other), "error: not consulted (budget)")
+            rest = []
+        return _update(ledger, session=session.state(), pending=rest)
 
-    def after_policy(state: Any) -> Literal["consult", "policy", "__end__"]:
+    def next_node(state: Any) -> Literal["consult", "policy", "__end__"]:
         if state.get("done"):
             return END
         return "consult" if state.get("pending") else "policy"
@@ -437,6 +441,6 @@ def create_multiround_graph(
     builder.add_node("policy", _node("policy", policy, executor))
     builder.add_node("consult", _node("consult", consult, executor))
     builder.add_edge(START, "policy")
-    builder.add_conditional_edges("policy", after_policy, ["consult", "policy", END])
-    builder.add_edge("consult", "policy")
+    builder.add_conditional_edges("policy", next_node, ["consult", "policy", END])
+    builder.add_conditional_edges("consult", next_node, ["consult", "policy"])
     return builder.compile(checkpointer=checkpointer, name=name)

@@ -172,3 +172,45 @@ def test_multiround_graph_rejected_consultation_goes_back_to_the_policy(
     assert not [s for s in out["steps"] if s["role"] == "call" and s["cost"]]
     last = provider.calls[-1].messages[-1]["content"]
     assert last.startswith("<information>error: the call was not approved")
+
+
+def test_multiround_graph_tool_calls_one_consultation_per_node(
+    executor: Executor, rb_test: Any
+) -> None:
+    import json
+
+    from llmrouter_core.testing import ScriptedReply
+
+    prompts = rb_test.queries[20], rb_test.queries[21]
+    calls = [
+        {
+            "id": f"c{i}",
+            "type": "function",
+            "function": {
+                "name": "consult",
+                "arguments": json.dumps({"model": model, "question": prompt}),
+            },
+        }
+        for i, (model, prompt) in enumerate(zip((CHEAP, STRONG), prompts, strict=True))
+    ]
+    provider = ScriptedProvider({"policy": [ScriptedReply("", calls), "done"]})
+    priced = [replace(s, input_price=1.0, output_price=2.0) for s in executor.pool]
+    pool = Pool([*priced, *provider.pool(prices={"policy": 0.5}, supports_tools=True)])
+    ex = Executor(executor.router, pool=pool, max_retries=0)
+    graph = create_multiround_graph(
+        ex, policy_model="policy", approve_above=1e-3, checkpointer=InMemorySaver()
+    )
+    updates = list(graph.stream({"query": "q"}, _thread("t"), stream_mode="updates"))
+    assert [next(iter(u)) for u in updates] == ["policy", "consult", "__interrupt__"]
+    (item,) = updates[-1]["__interrupt__"]
+    assert item.value["model"] == STRONG
+    out = graph.invoke(Command(resume=True), _thread("t"))
+    result = flow_result(out)
+    consulted = [(s.model, s.prompt) for s in result.steps if s.role == "call"]
+    assert consulted == [(CHEAP, prompts[0]), (STRONG, prompts[1])]  # each called once
+    for model, prompt in consulted:
+        step = next(s for s in result.steps if s.role == "call" and s.model == model)
+        assert step.reply == kit.recorded(prompt, model)[0]
+    assert result.answer == "done"
+    tool_messages = [m for m in result.messages if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["c0", "c1"]
