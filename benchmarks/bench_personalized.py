@@ -239,11 +239,8 @@ def objective(result: dict[str, Any]) -> float:
 
 
 GRID: dict[str, list[Any]] = {
-    "margin": [0.0, 0.03],
     "confidence": [1.0, 2.0],
-    "n_clusters": [1, 4],
     "model_prior": [32.0, 128.0],
-    "cluster_prior": [256.0],
     "cost_prior": [4.0, 16.0],
 }
 
@@ -319,7 +316,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--datasets", default="routerbench,llmrouter")
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--tune-users", type=int, default=60)
+    parser.add_argument("--tune-users", type=int, default=40)
     parser.add_argument("--base", default="auto")
     parser.add_argument("--learner", default="offsets")
     parser.add_argument("--modes", default="pairs,ratings")
