@@ -306,6 +306,14 @@ def infer(
     aggregate: AggregateOpt = AggregateName.concat,
     policy_model: PolicyModelOpt = None,
     max_rounds: MaxRoundsOpt = 4,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Who asks: a personalized router routes with this user's profile (and a "
+            "budget is charged to them).",
+        ),
+    ] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Route a question (or a file of them) and answer it with the chosen model (or a flow)."""
@@ -360,7 +368,7 @@ def infer(
             )
         elif route_only:
             for q in queries:
-                decision = executor.route(q, max_cost=max_cost, **kwargs)
+                decision = executor.route(q, max_cost=max_cost, user=user, **kwargs)
                 if json_output:
                     echo_json(_decision_json(decision))
                 else:
@@ -368,7 +376,9 @@ def infer(
             return
         elif len(queries) == 1:
             try:
-                result = executor.complete(queries[0], model=model, max_cost=max_cost, **kwargs)
+                result = executor.complete(
+                    queries[0], model=model, max_cost=max_cost, user=user, **kwargs
+                )
             except Exception as exc:
                 if json_output and hasattr(exc, "attempts"):
                     echo_json(_error_json(exc))
@@ -381,7 +391,15 @@ def infer(
             return
         else:
             failed = asyncio.run(
-                _infer_batch(executor, queries, model, max_cost, kwargs, json_output, concurrency)
+                _infer_batch(
+                    executor,
+                    queries,
+                    model,
+                    max_cost,
+                    {**kwargs, "user": user},
+                    json_output,
+                    concurrency,
+                )
             )
     if failed:
         err_console.print(f"[red]{failed} of {len(queries)} queries failed[/]")

@@ -95,13 +95,16 @@ class OffsetLearner:
         out[-1] = self.cost_prior
         return out
 
-    def fit(self, ev: Evidence, cost_weight: float) -> FloatArray:
-        """``theta`` (length :attr:`dim`) from one user's evidence; zeros when there is none.
+    def fit(self, ev: Evidence, cost_weight: float) -> tuple[FloatArray, FloatArray]:
+        """``(theta, covariance)`` from one user's evidence: the MAP estimate (length
+        :attr:`dim`) and the Laplace approximation of its posterior covariance. No evidence:
+        zeros and the prior's covariance.
 
         ``cost_weight`` is the router's cost weight the feedback is read against."""
         theta = np.zeros(self._dim)
+        lam = self.prior()
         if ev.n == 0:
-            return theta
+            return theta, np.diag(1.0 / lam)
         rows = np.arange(ev.n)
         base = ev.quality - cost_weight * ev.cost  # the base router's utility
         c_own = ev.cost[rows, ev.model]
@@ -114,24 +117,53 @@ class OffsetLearner:
         other = ev.other[paired]
         xp = x_own[paired] - self._features(ev.cluster[paired], other, ev.cost[pr, other])
         dp = base[pr, ev.model[paired]] - base[pr, other]
-        lam = self.prior()
         inv_var = 1.0 / self.noise**2
         s = self.pair_scale
         h_fixed = np.diag(lam) + inv_var * (xr.T @ xr)
         g_fixed = inv_var * (xr.T @ tr)
-        for _ in range(self.max_iter):
-            grad = lam * theta - g_fixed + inv_var * (xr.T @ (xr @ theta))
+
+        def hessian(at: FloatArray) -> tuple[FloatArray, FloatArray]:
+            grad = lam * at - g_fixed + inv_var * (xr.T @ (xr @ at))
             hess = h_fixed
             if pr.size:
-                z = s * (dp + xp @ theta)
+                z = s * (dp + xp @ at)
                 p = 1.0 / (1.0 + np.exp(np.clip(z, -50.0, 50.0)))  # sigmoid(-z)
                 grad = grad - s * (xp.T @ p)
                 hess = hess + (s * s) * (xp.T * (p * (1.0 - p))) @ xp
+            return grad, hess
+
+        def loss(at: FloatArray) -> float:
+            out = 0.5 * float(at @ (lam * at)) + 0.5 * inv_var * float(np.sum((xr @ at - tr) ** 2))
+            if pr.size:
+                out += float(np.sum(np.logaddexp(0.0, -s * (dp + xp @ at))))
+            return out
+
+        current = loss(theta)
+        for _ in range(self.max_iter):
+            grad, hess = hessian(theta)
             step = np.linalg.solve(hess, grad)
-            theta = theta - step
-            if not pr.size or float(np.max(np.abs(step))) < 1e-9:
+            if not pr.size:  # ratings only: one Newton step solves the quadratic exactly
+                theta = theta - step
                 break
-        return theta
+            size = 1.0  # damped Newton: halve the step until the loss decreases
+            while size > 1e-6:
+                candidate = theta - size * step
+                value = loss(candidate)
+                if value <= current:
+                    break
+                size /= 2
+            else:
+                break
+            theta, moved, current = candidate, size * float(np.max(np.abs(step))), value
+            if moved < 1e-9:
+                break
+        _, hess = hessian(theta)
+        return theta, np.asarray(np.linalg.inv(hess), dtype=np.float64)
+
+    def features(self, cluster: Any, model: Any, cost: FloatArray) -> FloatArray:
+        """Rows of the design matrix for (query cluster, model index, cost) triples: the
+        personalized utility is the base utility plus ``features @ theta``."""
+        return self._features(np.asarray(cluster), np.asarray(model), np.asarray(cost))
 
     def adjust(self, theta: FloatArray, quality: FloatArray, cluster: Any) -> FloatArray:
         """The personalized quality ``qhat + a + b[cluster]`` for ``(n, m)`` predictions."""

@@ -45,9 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = ["PersonalizedRouter", "UserProfile"]
 
-# Base predictions of feedback queries kept per router (the profile of a user is refitted
-# from them whenever the user's events change).
+# Base predictions of queries kept per router (feedback queries are read again whenever a
+# user's profile is refitted).
 _PREDICTION_CACHE = 20_000
+
+#: The per-user learners.
+LEARNERS = ("offsets",)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class UserProfile:
             user who minds the price more than the router's default, < 0 for one who
             minds it less.
         theta: The learner's parameter vector (what routing reads).
+        covariance: Its posterior covariance (how sure the router is).
     """
 
     user: str
@@ -71,6 +75,7 @@ class UserProfile:
     cluster_offsets: list[dict[str, float]]
     cost_weight_shift: float
     theta: FloatArray
+    covariance: FloatArray
 
     @property
     def is_cold(self) -> bool:
@@ -98,6 +103,12 @@ class PersonalizedRouter(Router):
             router), ``"sqlite:///path.db"``, or a
             :class:`~llmrouter_core.personalized.store.FeedbackStore`.
         base_params: Hyperparameters of a base router given by name.
+        learner: The per-user model: ``"offsets"`` (see
+            :mod:`llmrouter_core.personalized.learner`).
+        margin: Predicted personal utility gain needed to leave the base router's choice
+            (with the cost-quality knob or a budget).
+        confidence: Further posterior standard deviations of that gain needed: a profile
+            learned from a few noisy events changes little.
         n_clusters: Query clusters the per-user offsets are conditioned on.
         model_prior: Prior precision of a user's per-model offsets (larger: more shrinkage).
         cluster_prior: Prior precision of a user's per-cluster offsets.
@@ -131,6 +142,9 @@ class PersonalizedRouter(Router):
         *,
         store: Any = None,
         base_params: dict[str, Any] | None = None,
+        learner: str = "offsets",
+        margin: float = 0.0,
+        confidence: float = 1.0,
         n_clusters: int = 4,
         model_prior: float = 8.0,
         cluster_prior: float = 16.0,
@@ -143,6 +157,9 @@ class PersonalizedRouter(Router):
         self.base = base
         self.store = store
         self.base_params = base_params
+        self.learner = learner
+        self.margin = margin
+        self.confidence = confidence
         self.n_clusters = n_clusters
         self.model_prior = model_prior
         self.cluster_prior = cluster_prior
@@ -180,6 +197,12 @@ class PersonalizedRouter(Router):
         return self.base_.default_cost_weight if self.is_fitted else 0.0
 
     def _check_params(self, scorer: Any = None) -> str:
+        for key in ("margin", "confidence"):
+            value = getattr(self, key)
+            if not (isinstance(value, int | float) and value >= 0):
+                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+        if self.learner not in LEARNERS:
+            raise ValueError(f"learner must be one of {LEARNERS}, got {self.learner!r}")
         for key in ("model_prior", "cluster_prior", "cost_prior", "noise", "pair_scale"):
             value = getattr(self, key)
             if not (isinstance(value, int | float) and value > 0):
@@ -308,24 +331,71 @@ class PersonalizedRouter(Router):
             return self.base_.route_batch(queries, **args)
         base = self.base_
         chosen, weight = base._policy_for(policy, cost_weight, budget, threshold)
-        q, c = base.predict(check_queries(queries))
+        rows = self._predicted(check_queries(queries))
+        q = np.array([r[0] for r in rows]).reshape(-1, len(self.models_))
+        c = np.array([r[1] for r in rows]).reshape(-1, len(self.models_))
+        clusters = np.array([r[2] for r in rows], dtype=np.intp)
+        mask = eligible(self.models_, c, allowed, max_cost)
+        knob = False
         if isinstance(chosen, UtilityPolicy | BudgetPolicy):
             weight = chosen.weight(base._context(weight))
-            chosen = UtilityPolicy()
-        weight = max(0.0, weight + profile.cost_weight_shift)
-        personal = np.clip(self.learner_.adjust(profile.theta, q, self.clusters(q)), 0.0, 1.0)
-        context = dataclasses.replace(
-            base._context(weight, eligible(self.models_, c, allowed, max_cost)), router=self.name
-        )
+            chosen, knob = UtilityPolicy(), True
+        shifted = max(0.0, weight + profile.cost_weight_shift)
+        personal = np.clip(self.learner_.adjust(profile.theta, q, clusters), 0.0, 1.0)
+        context = dataclasses.replace(base._context(shifted, mask), router=self.name)
+        decisions = chosen.decide(personal, c, context)
         note = f"personalized for {user!r} ({profile.n_events} feedback events)"
+        if knob and (float(self.margin) > 0 or float(self.confidence) > 0):
+            decisions = self._guarded(decisions, profile, q, c, clusters, weight, shifted, mask)
         return [
             dataclasses.replace(
                 d,
                 reason=f"{d.reason}; {note}" if d.reason else note,
                 extra={**d.extra, "user": user, "feedback_events": profile.n_events},
             )
-            for d in chosen.decide(personal, c, context)
+            for d in decisions
         ]
+
+    def _guarded(
+        self,
+        decisions: list[Decision],
+        profile: UserProfile,
+        q: FloatArray,
+        c: FloatArray,
+        clusters: Any,
+        weight: float,
+        shifted: float,
+        mask: Any,
+    ) -> list[Decision]:
+        """Keep the base router's decision where the personal one's predicted utility gain is
+        not above ``margin`` + ``confidence`` posterior standard deviations."""
+        index = {m: j for j, m in enumerate(self.models_)}
+        kept = UtilityPolicy().decide(q, c, self.base_._context(weight, mask))
+        personal = np.clip(self.learner_.adjust(profile.theta, q, clusters), 0.0, 1.0)
+        utility = personal - shifted * c
+        out = []
+        for i, (mine, theirs) in enumerate(zip(decisions, kept, strict=True)):
+            p, g = index[mine.model], index[theirs.model]
+            if p == g:
+                out.append(mine)
+                continue
+            d = self.learner_.features(
+                np.array([clusters[i], clusters[i]]), np.array([p, g]), c[i, [p, g]]
+            )
+            diff = d[0] - d[1]
+            sd = float(np.sqrt(max(diff @ profile.covariance @ diff, 0.0)))
+            gain = float(utility[i, p] - utility[i, g])
+            sure = gain > float(self.margin) + float(self.confidence) * sd
+            out.append(
+                mine
+                if sure
+                else dataclasses.replace(
+                    theirs,
+                    router=self.name,
+                    reason="the base router's choice (the personal gain is not sure enough)",
+                )
+            )
+        return out
 
     # -- feedback ----------------------------------------------------------------------------
     def feedback(  # type: ignore[override]
@@ -379,13 +449,15 @@ class PersonalizedRouter(Router):
         if cached is not None and cached[0] == version:
             return cached[1]
         events = store.events(user, limit=int(self.max_events)) if version[0] else []
-        theta = self.learner_.fit(self._evidence(events), self.default_cost_weight)
-        profile = self._profile_of(user, len(events), theta)
+        theta, covariance = self.learner_.fit(self._evidence(events), self.default_cost_weight)
+        profile = self._profile_of(user, len(events), theta, covariance)
         with self._state_lock:
             self._profiles[user] = (version, profile)
         return profile
 
-    def _profile_of(self, user: str, n: int, theta: FloatArray) -> UserProfile:
+    def _profile_of(
+        self, user: str, n: int, theta: FloatArray, covariance: FloatArray
+    ) -> UserProfile:
         m = len(self.models_)
         k = int(self.centers_.shape[0])
         b = theta[m:-1].reshape(k, m)
@@ -398,6 +470,7 @@ class PersonalizedRouter(Router):
             ],
             cost_weight_shift=self.learner_.weight_shift(theta),
             theta=theta,
+            covariance=covariance,
         )
 
     def _evidence(self, events: Sequence[FeedbackEvent]) -> Evidence:
@@ -421,8 +494,15 @@ class PersonalizedRouter(Router):
             ),
         )
 
+    def precompute(self, queries: Sequence[str]) -> None:
+        """Compute and cache the base router's predictions for ``queries`` in one batch
+        (e.g. a known set of queries about to be routed one at a time)."""
+        self._check_fitted()
+        self._predicted(check_queries(queries))
+
     def _predicted(self, queries: Sequence[str]) -> list[tuple[FloatArray, FloatArray, int]]:
-        """Base predictions of feedback queries (cached)."""
+        """Base predictions ``(quality, cost, cluster)`` per query (cached: a user's
+        profile is refitted on its feedback queries whenever the user's events change)."""
         with self._state_lock:
             missing = list(dict.fromkeys(q for q in queries if q not in self._predictions))
         if missing:
