@@ -14,6 +14,7 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from chat_helpers import recorded, wordy
 
 from llmrouter_core.data import RoutingData
 from llmrouter_core.execution import Conversation, Executor
+from llmrouter_core.pool import Pool
 from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
 pytest.importorskip("gradio")
@@ -60,6 +62,18 @@ def chat_url(bench: RoutingData, chat_router: Any, chat_bandit: Any) -> Iterator
         )
         for name, r in (("knn", chat_router), ("bandit", chat_bandit))
     }
+    # Fault injection: the same router, with the endpoint of one model broken.
+    broken = _faulty_model(bench, chat_router)
+    pool = replay_pool(chat_router.pool_)
+    executors["knn, one model broken"] = Executor(
+        chat_router,
+        pool=Pool(
+            replace(m, litellm_model="replay/no-such-model") if m.name == broken else m
+            for m in pool
+        ),
+        keys="",
+        routing_text=Conversation.routing_text,
+    )
     port = _free_port()
     demo = launch_ui(executors, host="127.0.0.1", port=port, block=False)
     try:
@@ -67,6 +81,11 @@ def chat_url(bench: RoutingData, chat_router: Any, chat_bandit: Any) -> Iterator
     finally:
         demo.close()
         set_replay_data(None)
+
+
+def _faulty_model(bench: RoutingData, router: Any) -> str:
+    """The model routed for the question of the fault-injection step (its endpoint breaks)."""
+    return str(router.route(wordy(bench.split("test"), router, skip=3)).model)
 
 
 def _send(page: Any, text: str) -> float:
@@ -154,7 +173,7 @@ def test_the_chat_in_a_browser(
 
             # 3. A thumbs down reaches the router (the bandit learns online).
             page.locator("#router input").click()
-            page.get_by_role("option", name="bandit").click()
+            page.get_by_role("option", name="bandit", exact=True).click()
             first_token_s.append(_send(page, q3))
             _wait_turn(page, 3)
             rated = _panel(page, "chosen-model")
@@ -175,13 +194,28 @@ def test_the_chat_in_a_browser(
             _wait_turn(page, 5)
             assert page.locator("#notice [data-testid=notice]").count() == 0
 
-            # 5. An agentic flow shows its steps as they happen.
+            # 5. A failing model: the next one of the ranking answers, and a notice says so.
             page.locator("#router input").click()
-            page.get_by_role("option", name="knn").click()
+            page.get_by_role("option", name="knn, one model broken").click()
+            q4 = wordy(test, chat_router, skip=3)
+            broken = _faulty_model(bench, chat_router)
+            _send(page, q4)
+            _wait_turn(page, 6)
+            notice = page.locator("#notice [data-testid=notice]")
+            assert notice.inner_text().startswith(f"{broken} failed;")
+            fallback = _panel(page, "chosen-model")
+            assert fallback != broken
+            shown = page.locator("#chat [data-testid=bot]").last.inner_text()
+            assert _letters(recorded(test, q4, fallback)[0]) in _letters(shown)
+            page.screenshot(path=str(ARTIFACTS / "fallback-notice.png"), full_page=True)
+
+            # 6. An agentic flow shows its steps as they happen.
+            page.locator("#router input").click()
+            page.get_by_role("option", name="knn", exact=True).click()
             page.locator("#flow label", has_text="Agentic").click()
             qa, qb = test.queries[11], test.queries[12]
             _send(page, f"### Part 1\n{qa}\n### Part 2\n{qb}")
-            _wait_turn(page, 6)
+            _wait_turn(page, 7)
             page.locator("#steps-panel button, #steps-panel .label-wrap").first.click()
             steps = page.locator("#steps [data-testid=step]")
             steps.first.wait_for()
