@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "DataError",
+    "FeedbackStoreError",
     "JudgeError",
     "LLMRouterError",
     "MissingExtraError",
@@ -51,6 +52,10 @@ class JudgeError(LLMRouterError, RuntimeError):
 
 class PersistenceError(LLMRouterError, ValueError):
     """A saved router directory is missing, incomplete or of an unsupported format."""
+
+
+class FeedbackStoreError(LLMRouterError, RuntimeError):
+    """A feedback store (see :mod:`llmrouter_core.personalized`) cannot be read or written."""
 
 
 class MissingExtraError(LLMRouterError, ImportError):

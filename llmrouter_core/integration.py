@@ -15,10 +15,14 @@ The LangChain/LangGraph (``RoutedChatModel``), LlamaIndex (``RoutedLLM``) and DS
 | ``temperature``, ``max_tokens`` | sent with every call |
 | ``executor_options`` | further ``Executor`` arguments |
 | ``trust_endpoints`` | use the endpoints saved with a router directory (``load_router``) |
+| ``user`` | who asks (a personalized router routes with their profile; budgets per user) |
 
 :func:`build_executor` turns ``router`` (with ``pool``, ``budget``, ``routing_text``,
 ``executor_options`` and ``trust_endpoints``) into an executor, with the checks every adapter
 needs; :func:`renamed_options` keeps the options' old names working for one release.
+:func:`user_from_metadata` reads the user from a framework's run metadata, and
+:func:`send_feedback` is the one call that gives a personalized router a user's feedback on
+an answer.
 """
 
 from __future__ import annotations
@@ -46,7 +50,13 @@ __all__ = [
     "renamed_options",
     "retrieval_routing_text",
     "routing_text_function",
+    "send_feedback",
+    "user_from_metadata",
 ]
+
+#: Metadata keys that name the user a call is for (LangChain copies ``configurable`` values
+#: into the run's metadata), first found wins.
+USER_KEYS = ("user_id", "user")
 
 #: Old option names of the adapters -> their names now. The old ones keep working, with a
 #: ``DeprecationWarning``, until the next release.
@@ -297,3 +307,48 @@ class _Ranked:
 
     def decide(self, quality: Any, cost: Any, context: Any) -> list[Decision]:
         return [self.decision]
+
+
+def user_from_metadata(metadata: Mapping[str, Any] | None) -> str | None:
+    """The user named in run metadata (``user_id`` or ``user``), or ``None``."""
+    if not metadata:
+        return None
+    for key in USER_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def send_feedback(
+    router: Any,
+    *,
+    user: str | None,
+    query: str | None,
+    model: str | None,
+    rating: float | None = None,
+    preferred_over: str | None = None,
+) -> Any:
+    """Give ``router`` (a router or an executor) one user's feedback on ``model``'s answer
+    to ``query``; returns the stored event.
+
+    Raises:
+        TypeError: The router does not take per-user feedback (it is not personalized).
+        DataError: No user, no query or no model is known for the answer, or the rating is
+            not in [0, 1].
+    """
+    from llmrouter_core.errors import DataError
+
+    target = getattr(router, "router", router)  # an Executor holds its router
+    if not getattr(target, "supports_feedback", False):
+        raise TypeError(
+            f"the {getattr(target, 'name', type(target).__name__)} router does not take "
+            "per-user feedback; use a personalized router (get_router('personalized', ...))"
+        )
+    for what, value in (("user", user), ("query", query), ("model", model)):
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(
+                f"feedback needs the {what} of the answer; pass {what}=... (it is known only "
+                "for answers of calls that named it)"
+            )
+    return target.feedback(user, query, model, rating=rating, preferred_over=preferred_over)

@@ -96,6 +96,7 @@ def load_router(
     *,
     trust_endpoints: bool = False,
     trusted_types: list[str] | None = None,
+    store: Any = None,
 ) -> Router:
     """Load a router saved by :meth:`Router.save`.
 
@@ -109,6 +110,9 @@ def load_router(
             ``router.ignored_endpoints_``.
         trusted_types: Types outside skops' trusted set that a saved scikit-learn estimator
             may use (the error that refuses them names them).
+        store: For a personalized router: its feedback store (a URL such as
+            ``"sqlite:///feedback.db"`` or a store object); default: the SQLite store it was
+            saved with, or the feedback saved with it.
 
     Raises:
         PersistenceError: The directory is missing, corrupt, of another format version, or
@@ -148,6 +152,8 @@ def load_router(
         router = _new_router(entry, name, doc, params, scorer_params)
         router.ignored_endpoints_ = ignored
         _restore(router, doc, arrays, pool, trusted_types)
+        if doc.get("wrapper") is not None:
+            router = _wrapped(router, _from_json(doc["wrapper"]), arrays, store)
     except PersistenceError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
@@ -155,6 +161,20 @@ def load_router(
             f"{root}: incomplete or corrupt router files ({type(exc).__name__}: {exc})"
         ) from exc
     return router
+
+
+def _wrapped(base: Router, section: Any, arrays: dict[str, Any], store: Any) -> Router:
+    """The router saved around ``base`` (only the kinds named here are known)."""
+    kind = section.get("kind") if isinstance(section, dict) else None
+    if kind != "personalized":
+        raise PersistenceError(f"the saved router is wrapped in an unknown kind {kind!r}")
+    from llmrouter_core.errors import DataError
+    from llmrouter_core.personalized import PersonalizedRouter
+
+    try:
+        return PersonalizedRouter.from_saved(base, section, sub_arrays(arrays, "wrapper/"), store)
+    except DataError as exc:
+        raise PersistenceError(f"the saved personalized router: {exc}") from exc
 
 
 def _new_router(

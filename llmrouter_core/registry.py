@@ -242,7 +242,11 @@ _BUILTIN: dict[str, Composition] = {
     ),
 }
 
-_registry: dict[str, Any] = dict(_BUILTIN)  # name -> Composition, Router subclass or path
+_registry: dict[str, Any] = {  # name -> Composition, Router subclass or path
+    **_BUILTIN,
+    # Personalized routing wraps any of the above (imported on first use).
+    "personalized": "llmrouter_core.personalized.router:PersonalizedRouter",
+}
 _entry_points_loaded = False
 _lock = threading.Lock()
 
@@ -412,4 +416,6 @@ def list_routers(*, include_evaluation_only: bool = True) -> list[RouterInfo]:
 def benchmark_by_default(name: str) -> bool:
     """Whether ``llmrouter benchmark`` trains ``name`` when no router list is given."""
     entry = get_composition(name)
-    return entry.benchmark if isinstance(entry, Composition) else True
+    if isinstance(entry, Composition):
+        return entry.benchmark
+    return bool(getattr(entry, "benchmark_by_default", True))

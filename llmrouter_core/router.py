@@ -121,6 +121,9 @@ class Router(BaseEstimator):  # type: ignore[misc]
     #: Registry name of this composition (``"custom"`` for one built by hand).
     name: str = "custom"
     family: str = "custom"
+    #: Whether :meth:`feedback` takes per-user feedback, ``feedback(user, query, model,
+    #: rating=..., preferred_over=...)`` (a personalized router); callers check this flag.
+    supports_feedback: bool = False
 
     models_: list[str]
     pool_: Pool
@@ -443,6 +446,7 @@ class Router(BaseEstimator):  # type: ignore[misc]
         policy: Policy | None = None,
         allowed: Collection[str] | None = None,
         max_cost: float | None = None,
+        user: str | None = None,
     ) -> Decision:
         """Route one query.
 
@@ -457,6 +461,8 @@ class Router(BaseEstimator):  # type: ignore[misc]
                 with ``cost_weight``, the weight it reads when it names none.
             allowed: Restrict the choice to these models (e.g. those that support tools).
             max_cost: Leave out models whose predicted cost exceeds this many USD.
+            user: Who asks. Every router accepts it; only a personalized router (see
+                :mod:`llmrouter_core.personalized`) reads it, the others ignore it.
 
         Returns:
             The :class:`~llmrouter_core.Decision`; ``decision.model`` is the chosen model.
@@ -469,6 +475,7 @@ class Router(BaseEstimator):  # type: ignore[misc]
             policy=policy,
             allowed=allowed,
             max_cost=max_cost,
+            user=user,
         )[0]
 
     def route_batch(
@@ -481,8 +488,10 @@ class Router(BaseEstimator):  # type: ignore[misc]
         policy: Policy | None = None,
         allowed: Collection[str] | None = None,
         max_cost: float | None = None,
+        user: str | None = None,
     ) -> list[Decision]:
-        """Route many queries at once (vectorised prediction); arguments as :meth:`route`."""
+        """Route many queries at once (vectorised prediction); arguments as :meth:`route`
+        (``user``: who asks all of them; ignored by routers that are not personalized)."""
         self._check_fitted()
         chosen, weight = self._policy_for(policy, cost_weight, budget, threshold)
         q, c = self.predict(queries)

@@ -95,11 +95,19 @@ def _policy_state(router: Router) -> tuple[dict[str, Any] | None, dict[str, Any]
     return _json_safe(meta, "policy state"), {f"policy/{k}": v for k, v in arrays.items()}
 
 
-def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
+def save_router(
+    router: Router,
+    path: str | os.PathLike[str],
+    *,
+    wrapper: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> Path:
     """Write ``router`` to directory ``path``, replacing a router saved there before.
 
     No secret is written: credentials in the pool or the hyperparameters are dropped, with one
     warning naming them. The save is atomic (see the module docstring).
+
+    ``wrapper`` is the JSON section and the arrays of a router that wraps ``router`` (a
+    personalized router saves its base this way); loading rebuilds the wrapper around it.
 
     Raises:
         PersistenceError: The router is not fitted, its name is not registered (and it is not
@@ -130,6 +138,8 @@ def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
         arrays.update({f"proj/{k}": v for k, v in router.projector_.get_state().items()})
     policy_meta, policy_arrays = _policy_state(router)
     arrays.update(policy_arrays)
+    if wrapper is not None:
+        arrays.update({f"wrapper/{k}": v for k, v in wrapper[1].items()})
     for key, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise PersistenceError(f"array {key!r} has dtype object; only numeric arrays are saved")
@@ -173,6 +183,8 @@ def save_router(router: Router, path: str | os.PathLike[str]) -> Path:
             "policy": policy_meta,
         },
     }
+    if wrapper is not None:
+        doc["wrapper"] = _json_safe(wrapper[0], "wrapper")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".saving", dir=out.parent))
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -305,6 +306,14 @@ def infer(
     aggregate: AggregateOpt = AggregateName.concat,
     policy_model: PolicyModelOpt = None,
     max_rounds: MaxRoundsOpt = 4,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Who asks: a personalized router routes with this user's profile (and a "
+            "budget is charged to them).",
+        ),
+    ] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Route a question (or a file of them) and answer it with the chosen model (or a flow)."""
@@ -359,7 +368,7 @@ def infer(
             )
         elif route_only:
             for q in queries:
-                decision = executor.route(q, max_cost=max_cost, **kwargs)
+                decision = executor.route(q, max_cost=max_cost, user=user, **kwargs)
                 if json_output:
                     echo_json(_decision_json(decision))
                 else:
@@ -367,7 +376,9 @@ def infer(
             return
         elif len(queries) == 1:
             try:
-                result = executor.complete(queries[0], model=model, max_cost=max_cost, **kwargs)
+                result = executor.complete(
+                    queries[0], model=model, max_cost=max_cost, user=user, **kwargs
+                )
             except Exception as exc:
                 if json_output and hasattr(exc, "attempts"):
                     echo_json(_error_json(exc))
@@ -380,7 +391,15 @@ def infer(
             return
         else:
             failed = asyncio.run(
-                _infer_batch(executor, queries, model, max_cost, kwargs, json_output, concurrency)
+                _infer_batch(
+                    executor,
+                    queries,
+                    model,
+                    max_cost,
+                    {**kwargs, "user": user},
+                    json_output,
+                    concurrency,
+                )
             )
     if failed:
         err_console.print(f"[red]{failed} of {len(queries)} queries failed[/]")
@@ -474,6 +493,12 @@ def _print_row(i: int, row: dict[str, Any]) -> None:
 
 # -- chat ------------------------------------------------------------------------------------
 
+CHAT_HELP = (
+    "commands: /mode MODE [K] (MODE: current_only, full_context, last_k, retrieval), "
+    "/reset, /help, /exit; end a line with \\ to continue it"
+)
+_COMMAND = re.compile(r"^/([A-Za-z_]+)(?:\s+(.*))?$", re.S)
+
 
 def chat(
     router_dir: RouterDirOpt = None,
@@ -481,12 +506,30 @@ def chat(
         str,
         typer.Option(
             "--mode",
-            help="Context sent with each query: current_only, full_context, or retrieval "
-            "(the --top-k most similar earlier turns).",
+            help="Context the router reads and the model receives with each message: "
+            "current_only, full_context (bounded by --max-context-tokens), last_k (the "
+            "--top-k most recent turns) or retrieval (the --top-k most similar earlier turns).",
         ),
     ] = "current_only",
-    top_k: Annotated[int, typer.Option("--top-k", help="Turns kept in retrieval mode.")] = 3,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="Turns kept in last_k and retrieval modes.")
+    ] = 3,
+    max_context_tokens: Annotated[
+        int,
+        typer.Option("--max-context-tokens", help="Earlier-turn tokens full_context may send."),
+    ] = 8000,
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="User id: whose budget is charged; personalized routers."),
+    ] = None,
+    ui: Annotated[
+        bool, typer.Option("--ui", help="Open the chat in the browser (`ui` extra).")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Port of the browser chat.")] = 7860,
+    host: Annotated[
+        str, typer.Option("--host", help="Address the browser chat listens on.")
+    ] = "127.0.0.1",
     pool_file: PoolOpt = None,
     replay: ReplayOpt = None,
     cost_weight: CostWeightOpt = None,
@@ -500,11 +543,11 @@ def chat(
     trust_endpoints: TrustEndpointsOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Chat in the terminal; each turn is routed. End a line with \\ to continue it.
+    """Chat in the terminal (or the browser, --ui); each turn is routed.
 
-    Commands: /mode MODE, /reset, /exit.
+    Commands: /mode MODE [K], /reset, /help, /exit. End a line with \\ to continue it.
     """
-    from llmrouter_core.execution import Conversation, ExecutionError, ExecutionResult
+    from llmrouter_core.execution import Conversation, ExecutionResult
 
     setup_logging(verbose)
     _check_numbers(
@@ -516,13 +559,14 @@ def chat(
         timeout=timeout,
         max_retries=max_retries,
     )
+    if not 0 < port < 65536:
+        fail(f"--port must be between 1 and 65535, got {port}")
     kwargs = _call_kwargs(max_tokens, temperature)
     with user_errors():
-        conversation = Conversation(mode, top_k=top_k, system=system)
-        executor = _build_executor(
-            router_dir,
-            pool_file,
-            replay,
+        conversation = Conversation(
+            mode, top_k=top_k, system=system, max_context_tokens=max_context_tokens
+        )
+        build = dict(
             budget=budget,
             cost_weight=cost_weight,
             timeout=timeout,
@@ -530,12 +574,36 @@ def chat(
             trust_endpoints=trust_endpoints,
             routing_text=Conversation.routing_text,
         )
+        if ui:
+            from llmrouter_core.ui import launch_ui
+
+            executors = {
+                name: _build_executor(path, pool_file, replay, **build)  # type: ignore[arg-type]
+                for name, path in _router_dirs(router_dir)
+            }
+            err_console.print(f"[dim]chat at http://{plain(host)}:{port} (Ctrl+C stops it)[/]")
+            launch_ui(
+                executors,
+                conversation=lambda: Conversation(
+                    conversation.mode,
+                    top_k=top_k,
+                    system=system,
+                    max_context_tokens=max_context_tokens,
+                ),
+                user=user,
+                max_cost=max_cost,
+                call_kwargs=kwargs,
+                host=host,
+                port=port,
+            )
+            return
+        executor = _build_executor(router_dir, pool_file, replay, **build)  # type: ignore[arg-type]
     interactive = sys.stdin.isatty()
     err_console.print(
-        f"[dim]chat · context: {plain(conversation.mode)} · models: "
-        f"{plain(', '.join(executor.models))} · "
-        "/mode MODE, /reset, /exit[/]"
+        f"[dim]chat · context: {plain(_mode_label(conversation))} · models: "
+        f"{plain(', '.join(executor.models))}[/]"
     )
+    err_console.print(f"[dim]{plain(CHAT_HELP)}[/]")
     while True:
         if interactive:
             err_console.print("[bold]>[/] ", end="")
@@ -545,22 +613,16 @@ def chat(
         query = line.strip()
         if not query:
             continue
-        if query in ("/exit", "/quit"):
-            break
-        if query == "/reset":
-            conversation.reset()
-            err_console.print("[dim]conversation cleared[/]")
+        command = _COMMAND.match(query)
+        if command is not None:
+            if _chat_command(conversation, command.group(1), command.group(2) or ""):
+                break
             continue
-        if query.startswith("/mode"):
-            with user_errors():
-                conversation = _switch_mode(conversation, query[5:].strip())
-            err_console.print(f"[dim]context: {plain(conversation.mode)}[/]")
-            continue
-        messages = conversation.messages_for(query)
         try:
+            messages = conversation.messages_for(query)
             if stream:
                 result: ExecutionResult | None = None
-                for item in executor.stream(messages, max_cost=max_cost, **kwargs):
+                for item in executor.stream(messages, max_cost=max_cost, user=user, **kwargs):
                     if isinstance(item, ExecutionResult):
                         result = item
                     else:
@@ -569,16 +631,76 @@ def chat(
                 sys.stdout.write("\n")
                 assert result is not None
             else:
-                result = executor.complete(messages, max_cost=max_cost, **kwargs)
+                result = executor.complete(messages, max_cost=max_cost, user=user, **kwargs)
                 sys.stdout.write(result.answer + "\n")
             sys.stdout.flush()
-        except (ExecutionError, Exception) as exc:  # the chat goes on
+        except Exception as exc:  # the chat goes on
             sys.stdout.write("\n")
             err_console.print(f"[red]error:[/] {plain(exc)}")
             continue
         conversation.add(query, result.answer)
         note = _fallback_note(result)
         err_console.print(f"[dim]{plain(result.model)}{plain(note)} · ${result.cost:.6g}[/]")
+
+
+def _router_dirs(router_dir: Path | None) -> list[tuple[str, Path | None]]:
+    """The routers a browser chat offers: ``router_dir`` itself when it is a router
+    directory, else every router directory inside it (by name); none: the local models."""
+    if router_dir is None:
+        return [("local models", None)]
+    if (router_dir / "router.json").is_file() or not router_dir.is_dir():
+        return [(router_dir.name or str(router_dir), router_dir)]
+    found = sorted(p for p in router_dir.iterdir() if (p / "router.json").is_file())
+    if not found:
+        fail(f"{router_dir} is neither a router directory nor a folder of router directories")
+    return [(p.name, p) for p in found]
+
+
+def _mode_label(conversation: Any) -> str:
+    if conversation.mode in ("last_k", "retrieval"):
+        return f"{conversation.mode} (k={conversation.top_k})"
+    return str(conversation.mode)
+
+
+def _chat_command(conversation: Any, name: str, arg: str) -> bool:
+    """Carry out one chat command; ``True`` ends the chat. A mistake prints what went wrong
+    and the help, and the chat goes on."""
+    name = name.lower()
+    if name in ("exit", "quit"):
+        return True
+    problem: str | None = None
+    if name == "reset":
+        conversation.reset()
+        err_console.print("[dim]conversation cleared[/]")
+    elif name == "help":
+        err_console.print(f"[dim]{plain(CHAT_HELP)}[/]")
+    elif name == "mode":
+        problem = _switch_mode(conversation, arg)
+        if problem is None:
+            err_console.print(f"[dim]context: {plain(_mode_label(conversation))}[/]")
+    else:
+        problem = f"unknown command /{name}"
+    if problem is not None:
+        err_console.print(f"[red]error:[/] {plain(problem)}")
+        err_console.print(f"[dim]{plain(CHAT_HELP)}[/]")
+    return False
+
+
+def _switch_mode(conversation: Any, arg: str) -> str | None:
+    """Apply ``/mode MODE [K]``; the problem as one line, or ``None`` when it worked."""
+    parts = arg.split()
+    if not parts or len(parts) > 2:
+        return "give /mode MODE [K]"
+    k: int | None = None
+    if len(parts) == 2:
+        if not parts[1].isdigit() or int(parts[1]) < 1:
+            return f"k must be a whole number >= 1, got {parts[1]!r}"
+        k = int(parts[1])
+    try:
+        conversation.set_mode(parts[0], top_k=k)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _read_turn() -> str | None:
@@ -594,14 +716,6 @@ def _read_turn() -> str | None:
             continue
         parts.append(line)
         return "\n".join(parts)
-
-
-def _switch_mode(conversation: Any, mode: str) -> Any:
-    from llmrouter_core.execution import Conversation
-
-    new = Conversation(mode, top_k=conversation.top_k, system=conversation.system)
-    new.turns = list(conversation.turns)
-    return new
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@
   cap, user, cost weight, decision, LiteLLM arguments), validated.
 * :class:`ExecutionResult`, :class:`Attempt`, :class:`StreamChunk`: typed outcomes.
 * :class:`Budget`, :class:`BudgetManager`: spend limits that hold under concurrency.
-* :class:`Conversation`: the chat context modes (current query, full, retrieval).
+* :class:`Conversation`: the chat context modes (current query, full, last k, retrieval).
 * :class:`KeyPool`: ``API_KEYS`` parsing and per-service round robin; keys, and every other
   secret the process may send, are redacted by value from errors, reprs and log records
   (:mod:`llmrouter_core.secrets`).
@@ -31,7 +31,12 @@ from llmrouter_core.execution.budget import (
     BudgetManager,
     Reservation,
 )
-from llmrouter_core.execution.conversation import CONTEXT_MODES, ContextMode, Conversation
+from llmrouter_core.execution.conversation import (
+    CONTEXT_MODES,
+    ContextError,
+    ContextMode,
+    Conversation,
+)
 from llmrouter_core.execution.executor import Capability, Executor, RouterLike, StreamedResponse
 from llmrouter_core.execution.keys import KeyPool, KeysError, parse_api_keys, redact_secrets
 from llmrouter_core.execution.request import Request
@@ -57,6 +62,7 @@ __all__ = [
     "BudgetLike",
     "BudgetManager",
     "Capability",
+    "ContextError",
     "ContextMode",
     "Conversation",
     "ExecutionError",

@@ -114,7 +114,8 @@ _NO_PRICE = "no known price bounds its cost (give the pool its prices, or the ex
 class RouterLike(Protocol):
     """What the executor needs from a router (every :class:`~llmrouter_core.Router` has it).
 
-    Optional: ``route(..., policy=...)`` for requests that name a policy, and
+    Optional: ``route(..., policy=...)`` for requests that name a policy,
+    ``route(..., user=...)`` for requests that name a user (a personalized router), and
     ``acceptor(name)`` for decisions that carry a cascade (see
     :mod:`llmrouter_core.execution.plans`).
     """
@@ -345,7 +346,8 @@ class Executor:
                 that support JSON schemas are considered.
             model: Call this pool model instead of routing (no fallback).
             max_cost: Per-request cap in USD: models whose cost bound exceeds it are left out.
-            user: Whose budget to charge when the executor has a :class:`BudgetManager`.
+            user: Who asks: whose budget to charge when the executor has a
+                :class:`BudgetManager`, and whose preferences a personalized router reads.
             cost_weight: lambda for this request (default: the executor's).
             decision: Act on this decision (e.g. one from :meth:`route` for the same
                 request) instead of routing again; models of its ranking that cannot serve
@@ -634,8 +636,7 @@ class Executor:
         plan = self._prepare(request)
         if plan.route_args is not None:
             text, weight, allowed, policy = plan.route_args
-            # Only a request that names a policy passes one (a router may not take it).
-            extra = {} if policy is None else {"policy": policy}
+            extra = _route_extra(policy, plan.request.user)
             self._routed(
                 plan, self.router.route(text, cost_weight=weight, allowed=allowed, **extra)
             )
@@ -646,7 +647,8 @@ class Executor:
         ``route_batch`` call (one vectorised prediction instead of one per request)."""
         plan = self._prepare(request)
         if plan.route_args is not None:
-            self._routed(plan, await self._batcher().route(*plan.route_args))
+            batcher = self._batcher()
+            self._routed(plan, await batcher.route(*plan.route_args, user=plan.request.user))
         return plan
 
     def _routed(self, plan: Plan, decision: Decision) -> None:
@@ -728,6 +730,17 @@ class Executor:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _route_extra(policy: Any, user: str | None) -> dict[str, Any]:
+    """The optional arguments of a routing call: only a request that names a policy or a
+    user passes them (a router of the caller's own may take neither)."""
+    extra: dict[str, Any] = {}
+    if policy is not None:
+        extra["policy"] = policy
+    if user is not None:
+        extra["user"] = user
+    return extra
 
 
 def _has_plan(plan: Plan) -> bool:

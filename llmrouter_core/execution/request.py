@@ -37,7 +37,8 @@ class Request:
             support JSON schemas are considered.
         model: A pool model to call instead of routing (no fallback).
         max_cost: Per-request cap in USD.
-        user: Whose budget to charge when the executor has a ``BudgetManager``.
+        user: Who asks: whose budget to charge when the executor has a ``BudgetManager``,
+            and whose preferences a personalized router reads.
         cost_weight: lambda for this request (``None``: the executor's).
         decision: A decision to act on instead of routing.
         policy: The routing policy for this request (a cascade, a fan-out, ...; ``None``: the
@@ -172,7 +173,7 @@ class RouteBatcher:
 
     The first request of a turn schedules a flush with ``call_soon``; requests arriving before
     it runs join the batch; the flush routes them with one ``route_batch`` call per distinct
-    (cost weight, allowed models, policy) and resolves each request's future. Per-row
+    (cost weight, allowed models, policy, user) and resolves each request's future. Per-row
     predictions do not depend on the batch, so each decision equals what ``route`` would
     return.
     """
@@ -180,15 +181,21 @@ class RouteBatcher:
     def __init__(self, router: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.router = router
         self.loop = loop
-        # (cost weight, allowed, id(policy)) -> (policy, [(text, future), ...])
+        # (cost weight, allowed, id(policy), user) -> (policy, [(text, future), ...])
         self.pending: dict[tuple[Any, ...], tuple[Any, list[tuple[str, Any]]]] = {}
 
     def route(
-        self, text: str, weight: float | None, allowed: tuple[str, ...] | None, policy: Any = None
+        self,
+        text: str,
+        weight: float | None,
+        allowed: tuple[str, ...] | None,
+        policy: Any = None,
+        *,
+        user: str | None = None,
     ) -> asyncio.Future[Decision]:
-        """A future of the decision for ``text``."""
+        """A future of the decision for ``text`` (asked by ``user``)."""
         # A policy may not be hashable: batch by its identity (it lives as long as its request).
-        key = (weight, allowed, id(policy))
+        key = (weight, allowed, id(policy), user)
         future: asyncio.Future[Decision] = self.loop.create_future()
         _, batch = self.pending.setdefault(key, (policy, []))
         batch.append((text, future))
@@ -198,12 +205,14 @@ class RouteBatcher:
 
     def _flush(self, key: tuple[Any, ...]) -> None:
         policy, batch = self.pending.pop(key, (None, []))
-        weight, allowed, _ = key
+        weight, allowed, _, user = key
         live = [(t, f) for t, f in batch if not f.done()]
         if not live:
             return
-        # Only a request that names a policy passes one (a router may not take it).
-        extra = {} if policy is None else {"policy": policy}
+        # Only a request that names a policy or a user passes one (a router may not take it).
+        extra: dict[str, Any] = {} if policy is None else {"policy": policy}
+        if user is not None:
+            extra["user"] = user
         try:
             route_batch = getattr(self.router, "route_batch", None)
             if len(live) == 1 or route_batch is None:

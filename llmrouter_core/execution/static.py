@@ -51,8 +51,9 @@ class PoolOrderRouter:
         budget: float | None = None,
         allowed: Collection[str] | None = None,
         max_cost: float | None = None,
+        user: str | None = None,
     ) -> Decision:
-        """The pool order restricted to ``allowed``."""
+        """The pool order restricted to ``allowed`` (``user`` is accepted and ignored)."""
         order = list(self.models_)
         if allowed is not None:
             unknown = set(allowed).difference(order)

@@ -53,3 +53,34 @@ def cheap_router(arc: RoutingData) -> Any:
 
     train = arc.split("train")
     return lr.get_router("cheapest").fit(train.subset(np.arange(300)))
+
+
+@pytest.fixture(scope="session")
+def bench(data_dir: Path) -> RoutingData:
+    """RouterBench's ARC-Challenge (one-letter answers) and MBPP (code) files."""
+    files = [
+        data_dir / "routerbench" / f"{task}_{split}.csv"
+        for task in ("arc_challenge", "mbpp")
+        for split in ("train", "test")
+    ]
+    return load_routerbench(files, on_defect="drop")
+
+
+@pytest.fixture(scope="session")
+def chat_router(bench: RoutingData) -> Any:
+    """A kNN router trained on 400 ARC and MBPP training queries."""
+    import llmrouter_core as lr
+
+    train = bench.split("train")
+    rng = np.random.default_rng(0)
+    return lr.get_router("knn", n_neighbors=15).fit(
+        train.subset(np.sort(rng.choice(train.n_queries, 400, replace=False)))
+    )
+
+
+@pytest.fixture(scope="session")
+def chat_bandit(bench: RoutingData) -> Any:
+    """The bandit router (it learns online from feedback) on 300 training queries."""
+    import llmrouter_core as lr
+
+    return lr.get_router("bandit").fit(bench.split("train").subset(np.arange(300)))

@@ -190,3 +190,23 @@ def test_chat_commands(
     assert "AllModelsFailedError" in res.output or "all 11 models tried failed" in res.output
     bad = run(app, ["chat", "-r", str(router_dir), "--mode", "nonsense"], "")
     assert bad.exit_code == 1 and "unknown context mode" in bad.output
+
+
+def test_chat_unknown_command_prints_help_and_goes_on(
+    app: typer.Typer,
+    router_dir: Path,
+    replay_file: str,
+    arc_test: RoutingData,
+    knn_router: Any,
+) -> None:
+    q = arc_test.queries[60]
+    stdin = f"/mode bogus\n/frobnicate\n/mode last_k 0\n/mode last 2\n{typed(q)}/exit\n"
+    res = run(app, ["chat", "-r", str(router_dir), "--replay", replay_file, "--no-stream"], stdin)
+    assert res.exit_code == 0, res.output
+    assert "unknown context mode 'bogus'" in res.output
+    assert "unknown command /frobnicate" in res.output
+    assert "k must be a whole number >= 1" in res.output
+    assert res.output.count("/mode MODE [K]") >= 4  # the banner, then help after each mistake
+    assert "context: last_k (k=2)" in res.output
+    answer, _ = recorded(arc_test, q, knn_router.route(q).model)
+    assert answer in res.stdout

@@ -17,13 +17,14 @@ import dspy
 from dspy_llmrouter._provider import (
     PIN_KEY,
     PROVIDER,
+    USER_KEY,
     executor_for,
     register_executor,
     router_fingerprint,
     setup_fingerprint,
 )
 from llmrouter_core.errors import LLMRouterError
-from llmrouter_core.integration import build_executor, renamed_options
+from llmrouter_core.integration import build_executor, renamed_options, send_feedback
 
 __all__ = ["CostMeter", "RoutedCall", "RoutedLM", "cost_meter"]
 
@@ -98,6 +99,10 @@ class RoutedLM(dspy.LM):
             (``keys``, ``max_retries``, ``timeout``, ``fallback``, ...).
         trust_endpoints: Use the endpoints and key variables saved with a router directory
             (not saved with a program: pass it again to :func:`~dspy_llmrouter.load_program`).
+
+    A personalized router reads the user of the calls: ``RoutedLM(router, user="alice")`` or
+    ``dspy.context(lm=lm.copy(user="bob"))``; :meth:`feedback` gives it the user's feedback
+    on the last answer.
         **kwargs: Further LiteLLM arguments sent with every call.
 
     Example:
@@ -132,6 +137,8 @@ class RoutedLM(dspy.LM):
         if model is not None:
             kwargs["model"] = model
         model = renamed_options(kwargs, "RoutedLM").pop("model", None)  # or fixed_model=
+        if "user" in kwargs:  # sent under a name LiteLLM passes through
+            kwargs[USER_KEY] = kwargs.pop("user")
         options = dict(executor_options or {})
         if routing_text is None and "routing_text" in options:  # where it used to be given
             routing_text = options.pop("routing_text")
@@ -197,6 +204,8 @@ class RoutedLM(dspy.LM):
                     f"model {pin!r} is not in the pool; it has: {', '.join(self.executor.models)}"
                 )
             kwargs[PIN_KEY] = pin
+        if "user" in kwargs:
+            kwargs[USER_KEY] = kwargs.pop("user")
         copied = super().copy(**kwargs)
         assert isinstance(copied, RoutedLM)
         return copied
@@ -211,6 +220,40 @@ class RoutedLM(dspy.LM):
     def router(self) -> Any:
         """The router deciding each call."""
         return self.executor.router
+
+    def feedback(
+        self,
+        rating: float | None = None,
+        preferred_over: str | None = None,
+        *,
+        entry: Mapping[str, Any] | None = None,
+        user: str | None = None,
+    ) -> Any:
+        """Give a personalized router the user's feedback on one answer, in one call.
+
+        Args:
+            rating: The user's rating of the answer, in [0, 1].
+            preferred_over: Another pool model whose answer the user liked less.
+            entry: The history entry of the answer (default: this LM's last call).
+            user: Who gives it (default: the ``user`` the call was made for).
+        """
+        from llmrouter_core.errors import DataError
+        from llmrouter_core.execution._support import routing_text
+
+        if entry is None:
+            if not self.history:
+                raise DataError("this LM has made no call to give feedback on")
+            entry = self.history[-1]
+        messages = entry.get("messages") or [{"role": "user", "content": entry.get("prompt")}]
+        call_kwargs = entry.get("kwargs") or {}
+        return send_feedback(
+            self.executor,
+            user=user or call_kwargs.get(USER_KEY) or self.kwargs.get(USER_KEY),
+            query=routing_text(list(messages), self.executor.routing_text),
+            model=entry.get("response_model"),
+            rating=rating,
+            preferred_over=preferred_over,
+        )
 
     @property
     def pool_models(self) -> tuple[str, ...]:
@@ -251,6 +294,7 @@ class RoutedLM(dspy.LM):
             PIN_KEY,
             "max_cost",
             "user",
+            USER_KEY,
         }
 
     def __repr__(self) -> str:
@@ -438,6 +482,8 @@ def _register(
     router = executor.router
     tags = getattr(router, "tags", None)
     pure = tags is None or (tags.deterministic and not tags.calls_models)
+    # A personalized router's decisions change with each user's feedback.
+    pure = pure and not getattr(router, "supports_feedback", False)
     digest = router_fingerprint(router) if pure else None
     deterministic = digest is not None and executor.budget is None
     if not deterministic:

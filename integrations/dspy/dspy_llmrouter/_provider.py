@@ -46,7 +46,9 @@ PROVIDER = "llmrouter"
 PIN_KEY = "pinned_model"
 #: LiteLLM arguments read by the handler (never sent to a model); ``fixed_model`` is the
 #: pin's old name, still read.
-POLICY_KEYS = ("cost_weight", PIN_KEY, "max_cost", "user", "fixed_model")
+#: The LiteLLM argument that names the user (LiteLLM drops a custom provider's ``user``).
+USER_KEY = "routed_user"
+POLICY_KEYS = ("cost_weight", PIN_KEY, "max_cost", "user", USER_KEY, "fixed_model")
 # LiteLLM / DSPy call controls that must not reach the executor's model calls: the executor
 # owns retries, timeouts and keys; streaming is decided by the handler method.
 _CONTROL_KEYS = frozenset(
@@ -189,7 +191,7 @@ def _call_args(model: str, messages: Any, params: Mapping[str, Any]) -> tuple[An
         "response_format": response_format,
         "model": policy.get(PIN_KEY) or policy.get("fixed_model"),
         "max_cost": policy.get("max_cost"),
-        "user": policy.get("user"),
+        "user": policy.get(USER_KEY) or policy.get("user"),
         "cost_weight": float(weight) if weight is not None else None,
         **kwargs,
     }

@@ -35,7 +35,8 @@ from langchain_core.output_parsers.openai_tools import (
     PydanticToolsParser,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
+from langchain_core.runnables.config import ensure_config
 from langchain_core.utils import from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -57,7 +58,13 @@ from llmrouter_core.execution import (
     NoEligibleModelError,
     StreamChunk,
 )
-from llmrouter_core.integration import build_executor, renamed_options
+from llmrouter_core.execution._support import routing_text as _routing_text
+from llmrouter_core.integration import (
+    build_executor,
+    renamed_options,
+    send_feedback,
+    user_from_metadata,
+)
 from llmrouter_core.pool import estimate_tokens
 
 __all__ = ["ROUTER_ENV", "RoutedChatModel", "RoutingInput", "RoutingText"]
@@ -103,6 +110,7 @@ class _Call:
     kwargs: dict[str, Any]
     model: str | None
     decision: Decision | None
+    routing_text: str | None = None
 
 
 class RoutedChatModel(BaseChatModel):
@@ -135,7 +143,9 @@ class RoutedChatModel(BaseChatModel):
         budget: A spend limit shared by every call: USD, a ``Budget``, or a ``BudgetManager``
             (one budget per ``user``).
         max_cost: Per-call cap in USD.
-        user: Whose budget to charge (with a ``BudgetManager``).
+        user: Who asks: whose budget to charge (with a ``BudgetManager``) and whose profile
+            a personalized router reads. Per call: ``invoke(..., user=...)`` or
+            ``config={"configurable": {"user_id": ...}}`` (or ``metadata``).
         api_key: API keys in ``API_KEYS`` format (default: the ``API_KEYS`` environment
             variable).
         routing_text: ``"last_user"``, ``"conversation"``, ``"retrieval"`` (the current
@@ -337,6 +347,61 @@ class RoutedChatModel(BaseChatModel):
         """Estimated tokens of ``text`` (4 characters per token; no tokenizer download)."""
         return estimate_tokens(text)
 
+    # -- the user of a call ------------------------------------------------------------------
+    def _with_user(self, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with the user named by the run's config (``configurable`` or
+        ``metadata`` ``user_id``; a LangGraph node's config too) unless the call names one."""
+        if kwargs.get("user") is not None:
+            return kwargs
+        merged = ensure_config(config)
+        user = user_from_metadata(merged.get("configurable")) or user_from_metadata(
+            merged.get("metadata")
+        )
+        return kwargs if user is None else {**kwargs, "user": user}
+
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return super().invoke(input, config, stop=stop, **self._with_user(config, kwargs))
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return await super().ainvoke(input, config, stop=stop, **self._with_user(config, kwargs))
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        yield from super().stream(input, config, stop=stop, **self._with_user(config, kwargs))
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        async for chunk in super().astream(
+            input, config, stop=stop, **self._with_user(config, kwargs)
+        ):
+            yield chunk
+
     # -- routing -----------------------------------------------------------------------------
     def route(
         self,
@@ -373,6 +438,38 @@ class RoutedChatModel(BaseChatModel):
         rest = {k: v for k, v in call.kwargs.items() if k != "model"}
         return self.executor.route(call.messages, **rest)
 
+    def feedback(
+        self,
+        message: BaseMessage,
+        *,
+        rating: float | None = None,
+        preferred_over: str | None = None,
+        user: str | None = None,
+    ) -> Any:
+        """Give a personalized router the user's feedback on one answer of this model, in
+        one call: the query, the model and the user are read from the answer's
+        ``response_metadata`` (``user`` overrides it).
+
+        Args:
+            message: The ``AIMessage`` this model returned (also from a LangGraph state).
+            rating: The user's rating of the answer, in [0, 1].
+            preferred_over: Another pool model whose answer the user liked less.
+            user: Who gives it (default: the user the call was made for).
+
+        Raises:
+            TypeError: The router is not personalized.
+            DataError: The answer names no user and none is given, or a bad rating.
+        """
+        meta = getattr(message, "response_metadata", None) or {}
+        return send_feedback(
+            self.executor,
+            user=user or meta.get("user"),
+            query=meta.get("routing_text"),
+            model=meta.get("model_name"),
+            rating=rating,
+            preferred_over=preferred_over,
+        )
+
     def _decide(self, call: _Call) -> Decision | None:
         """Route ``call`` (``None`` when a model is forced)."""
         if call.model is not None:
@@ -405,6 +502,8 @@ class RoutedChatModel(BaseChatModel):
             **rest,
         }
         call = _Call(msgs, exec_kwargs, model, own["decision"])
+        if msgs:
+            call.routing_text = _routing_text(msgs, self.executor.routing_text)
         required = self._required(msgs, own["response_format"])
         if required is not None and model is None:
             allowed, why = required
@@ -481,8 +580,10 @@ class RoutedChatModel(BaseChatModel):
 
     # -- results -----------------------------------------------------------------------------
     @staticmethod
-    def _metadata(result: ExecutionResult) -> dict[str, Any]:
+    def _metadata(result: ExecutionResult, call: _Call | None = None) -> dict[str, Any]:
         return {
+            "user": None if call is None else call.kwargs.get("user"),
+            "routing_text": None if call is None else call.routing_text,
             "model_name": result.model,
             "litellm_model": result.litellm_model,
             "finish_reason": finish_reason(result.response),
@@ -493,17 +594,19 @@ class RoutedChatModel(BaseChatModel):
             "attempts": [a.to_dict() for a in result.attempts],
         }
 
-    def _message(self, result: ExecutionResult) -> AIMessage:
+    def _message(self, result: ExecutionResult, call: _Call | None = None) -> AIMessage:
         tool_calls, invalid = response_tool_calls(result.tool_calls)
         return AIMessage(
             content=result.answer,
             tool_calls=tool_calls,
             invalid_tool_calls=invalid,
             usage_metadata=usage_metadata(result.input_tokens, result.output_tokens),
-            response_metadata=self._metadata(result),
+            response_metadata=self._metadata(result, call),
         )
 
-    def _last_chunk(self, result: ExecutionResult, run_id: str | None) -> ChatGenerationChunk:
+    def _last_chunk(
+        self, result: ExecutionResult, run_id: str | None, call: _Call | None = None
+    ) -> ChatGenerationChunk:
         chunks = getattr(result.response, "chunks", ())
         return ChatGenerationChunk(
             message=AIMessageChunk(
@@ -511,7 +614,7 @@ class RoutedChatModel(BaseChatModel):
                 id=run_id,
                 tool_call_chunks=stream_tool_call_chunks(chunks),
                 usage_metadata=usage_metadata(result.input_tokens, result.output_tokens),
-                response_metadata=self._metadata(result),
+                response_metadata=self._metadata(result, call),
                 chunk_position="last",
             )
         )
@@ -573,7 +676,7 @@ class RoutedChatModel(BaseChatModel):
             raise
         if child is not None:
             child.on_chain_end(self._child_outputs(result))
-        return ChatResult(generations=[ChatGeneration(message=self._message(result))])
+        return ChatResult(generations=[ChatGeneration(message=self._message(result, call))])
 
     async def _agenerate(
         self,
@@ -602,7 +705,7 @@ class RoutedChatModel(BaseChatModel):
             raise
         if child is not None:
             await child.on_chain_end(self._child_outputs(result))
-        return ChatResult(generations=[ChatGeneration(message=self._message(result))])
+        return ChatResult(generations=[ChatGeneration(message=self._message(result, call))])
 
     def _stream(
         self,
@@ -649,7 +752,7 @@ class RoutedChatModel(BaseChatModel):
                         emit.on_llm_new_token(item.text, chunk=chunk)
                     yield chunk
                     continue
-                last = self._last_chunk(item, run_id)
+                last = self._last_chunk(item, run_id, call)
                 if emit is not None:
                     emit.on_llm_new_token("", chunk=last)
                 if child is not None:
@@ -686,7 +789,7 @@ class RoutedChatModel(BaseChatModel):
                         await emit.on_llm_new_token(item.text, chunk=chunk)
                     yield chunk
                     continue
-                last = self._last_chunk(item, run_id)
+                last = self._last_chunk(item, run_id, call)
                 if emit is not None:
                     await emit.on_llm_new_token("", chunk=last)
                 if child is not None:

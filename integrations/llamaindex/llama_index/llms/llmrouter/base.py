@@ -35,7 +35,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
-from llmrouter_core.integration import build_executor, renamed_options
+from llmrouter_core.integration import build_executor, renamed_options, send_feedback
 
 __all__ = ["RoutedLLM", "from_execution_result", "to_openai_messages"]
 
@@ -83,6 +83,8 @@ class RoutedLLM(FunctionCallingLLM):
         retrieval_top_k: Earlier turns the ``"retrieval"`` routing text reads.
         temperature: Sampling temperature sent to the models.
         max_tokens: Output token limit sent to the models.
+        user: Who asks: a personalized router routes with this user's profile (per call:
+            ``chat(messages, user=...)``); see :meth:`feedback`.
         additional_kwargs: Further LiteLLM arguments of every call.
         executor_options: Further :class:`~llmrouter_core.execution.Executor` arguments.
         trust_endpoints: Use the endpoints and key variables saved with a router directory.
@@ -104,6 +106,9 @@ class RoutedLLM(FunctionCallingLLM):
     max_cost: float | None = Field(default=None, ge=0, description="Per-call cap in USD.")
     temperature: float | None = Field(default=None, description="Sampling temperature.")
     max_tokens: int | None = Field(default=None, gt=0, description="Output token limit.")
+    user: str | None = Field(
+        default=None, description="Who asks (a personalized router reads their profile)."
+    )
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Further LiteLLM arguments of every call."
     )
@@ -217,7 +222,38 @@ class RoutedLLM(FunctionCallingLLM):
         args.setdefault("model", self.model)
         args.setdefault("cost_weight", self.cost_weight)
         args.setdefault("max_cost", self.max_cost)
+        args.setdefault("user", self.user)
         return {"messages": to_openai_messages(messages), **args}
+
+    def feedback(
+        self,
+        response: Any,
+        query: str,
+        *,
+        rating: float | None = None,
+        preferred_over: str | None = None,
+        user: str | None = None,
+    ) -> Any:
+        """Give a personalized router a user's feedback on one answer, in one call.
+
+        Args:
+            response: The ``ChatResponse`` / ``CompletionResponse`` of this LLM (or the name
+                of the pool model that answered).
+            query: The query that was answered.
+            rating: The user's rating of the answer, in [0, 1].
+            preferred_over: Another pool model whose answer the user liked less.
+            user: Who gives it (default: this LLM's ``user``).
+        """
+        extra = getattr(response, "additional_kwargs", None) or {}
+        model = response if isinstance(response, str) else extra.get("model")
+        return send_feedback(
+            self._executor,
+            user=user or self.user,
+            query=query,
+            model=model,
+            rating=rating,
+            preferred_over=preferred_over,
+        )
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
