@@ -62,6 +62,17 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
+def has_images(messages: Sequence[Message]) -> bool:
+    """Whether any message carries an image part (``image_url`` or ``input_image``)."""
+    for msg in messages:
+        content = msg.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image"):
+                    return True
+    return False
+
+
 def last_user_text(messages: Sequence[Message]) -> str:
     """Text of the last user message (of the last message if no user message)."""
     for msg in reversed(messages):
