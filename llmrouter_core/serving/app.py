@@ -9,6 +9,7 @@ Endpoints: ``POST /v1/chat/completions`` (plain and SSE streaming), ``GET /v1/mo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -120,6 +121,28 @@ class Service:
                 **cfg.executor_kwargs,
             )
         return ex
+
+    def warm_up(self) -> None:
+        """Import what the first call of each provider needs (LiteLLM loads provider code on
+        first use; that would stall the event loop under the first requests). Calls no model:
+        LiteLLM's ``mock_response`` answers."""
+        from llmrouter_core._lazy import import_litellm
+
+        litellm = import_litellm()
+        seen: set[str] = set()
+        for spec in self.pool:
+            provider = spec.litellm_model.partition("/")[0]
+            if provider in seen:
+                continue
+            seen.add(provider)
+            try:
+                litellm.completion(
+                    model=spec.litellm_model,
+                    messages=[{"role": "user", "content": "warm-up"}],
+                    mock_response="ok",
+                )
+            except Exception as exc:  # a warm-up only: the first real call will tell
+                logger.debug("warm-up of %s: %s", provider, type(exc).__name__)
 
     @property
     def in_flight(self) -> int:
@@ -517,6 +540,7 @@ def create_app(config: ServeConfig) -> Any:
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         await service.state.start(apply_feedback)
+        await asyncio.to_thread(service.warm_up)
         service.ready = True
         try:
             yield
