@@ -20,6 +20,8 @@ $pip install --quiet --upgrade pip
 $pip install --quiet "torch==2.13.0"
 $pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,serve,dev,docs]"
 bash scripts/install_local.sh
+# The serving tests start a real Redis (scale-out) on loopback.
+command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
 echo "== ruff"
 .venv/bin/ruff check .

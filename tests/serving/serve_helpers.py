@@ -94,8 +94,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 9
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"the process exited with {proc.returncode}: {out[-3000:]}")
+            raise RuntimeError(f"the process exited with {proc.returncode}: {output(proc)}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -117,8 +116,16 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
     return int(proc.returncode)
 
 
-def llmrouter_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``llmrouter ARGS`` (this worktree's code) as a process."""
+def output(proc: subprocess.Popen[bytes]) -> str:
+    """The last lines a process started by :func:`llmrouter_cli` printed."""
+    path = getattr(proc, "log_path", None)
+    return Path(path).read_text(errors="replace")[-3000:] if path else ""
+
+
+def llmrouter_cli(
+    *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``llmrouter ARGS`` (this worktree's code) as a process printing to ``log``."""
     full_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -126,10 +133,13 @@ def llmrouter_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.P
         **(env or {}),
     }
     code = "from llmrouter_core.cli.main import main; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=str(REPO),
-    )
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            env=full_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
+        )
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
