@@ -18,7 +18,7 @@ $pip install --quiet --upgrade pip
 # torch: only this version has a local CPU build on this kind of machine; any other pulls
 # several GB of CUDA wheels. Installing it first makes the 'torch' extra's range a no-op.
 $pip install --quiet "torch==2.13.0"
-$pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,serve,dev,docs]"
+$pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,serve,litellm-proxy,dev,docs]"
 bash scripts/install_local.sh
 # The serving tests start a real Redis (scale-out) on loopback.
 command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
