@@ -399,62 +399,57 @@ def create_app(config: ServeConfig) -> Any:
             return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
         async def events() -> AsyncIterator[bytes]:
-            result: ExecutionResult | None = None
-            status = 200
+            status = 499  # the client went away, unless set below
             try:
-                yield sse(
-                    chunk_body(
-                        rid, model, delta={"role": "assistant", "content": ""}, created=created
-                    )
-                )
-                pending = [first]
-                while True:
-                    item = pending.pop() if pending else await items.__anext__()
-                    if isinstance(item, StreamChunk):
-                        if item.text:
-                            yield sse(
-                                chunk_body(
-                                    rid, model, delta={"content": item.text}, created=created
-                                )
-                            )
-                    else:
-                        result = item
-                        break
-            except StopAsyncIteration:
-                pass
-            except Exception as exc:
-                err = api_error_of(exc)
-                status = err.status
-                service.metrics.error(err.kind)
-                yield sse(err.body())
-            finally:
-                await items.aclose()  # type: ignore[attr-defined]
+                result: ExecutionResult | None = None
+                try:
+                    role = {"role": "assistant", "content": ""}
+                    yield sse(chunk_body(rid, model, delta=role, created=created))
+                    pending = [first]
+                    while result is None:
+                        item = pending.pop() if pending else await items.__anext__()
+                        if isinstance(item, StreamChunk):
+                            if item.text:
+                                delta = {"content": item.text}
+                                yield sse(chunk_body(rid, model, delta=delta, created=created))
+                        else:
+                            result = item
+                except StopAsyncIteration:
+                    pass
+                except Exception as exc:
+                    err = api_error_of(exc)
+                    status = err.status
+                    service.metrics.error(err.kind)
+                    yield sse(err.body())
+                    return
+                finally:
+                    await items.aclose()  # type: ignore[attr-defined]
                 if result is None:
-                    service.metrics.in_flight -= 1
-                    service.metrics.request(endpoint, status if status != 200 else 499)
-            if result is None:
-                return
-            calls = tool_calls_of(result)
-            if call.tools and result.answer:  # not streamed: the text is not sent yet
-                yield sse(chunk_body(rid, model, delta={"content": result.answer}, created=created))
-            if calls:
-                delta = {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}
-                yield sse(chunk_body(rid, model, delta=delta, created=created))
-            final = chunk_body(
-                rid, model, finish_reason="tool_calls" if calls else "stop", created=created
-            )
-            final["llmrouter"] = extension(result, shown, call.explain)
-            yield sse(final)
-            if call.include_usage:
-                usage = chunk_body(rid, model, created=created)
-                usage["choices"] = []
-                usage["usage"] = usage_body(result)
-                yield sse(usage)
-            yield b"data: [DONE]\n\n"
-            account(shown, result, started)
-            log_answer(key, call, router, result, time.perf_counter() - started)
-            service.metrics.in_flight -= 1
-            service.metrics.request(endpoint, 200)
+                    status = 502
+                    return
+                calls = tool_calls_of(result)
+                if call.tools and result.answer:  # not streamed: the text is not sent yet
+                    delta = {"content": result.answer}
+                    yield sse(chunk_body(rid, model, delta=delta, created=created))
+                if calls:
+                    tool_delta = {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}
+                    yield sse(chunk_body(rid, model, delta=tool_delta, created=created))
+                reason = "tool_calls" if calls else "stop"
+                final = chunk_body(rid, model, finish_reason=reason, created=created)
+                final["llmrouter"] = extension(result, shown, call.explain)
+                yield sse(final)
+                if call.include_usage:
+                    usage = chunk_body(rid, model, created=created)
+                    usage["choices"] = []
+                    usage["usage"] = usage_body(result)
+                    yield sse(usage)
+                yield b"data: [DONE]\n\n"
+                status = 200
+                account(shown, result, started)
+                log_answer(key, call, router, result, time.perf_counter() - started)
+            finally:
+                service.metrics.in_flight -= 1
+                service.metrics.request(endpoint, status)
 
         return StreamingResponse(
             events(),

@@ -39,6 +39,7 @@ class Behaviour:
         rate_disconnect: Share of streamed calls cut after the first piece.
         words: Words in an answer.
         hang: Seconds a hanging call waits.
+        piece_delay: Seconds between streamed pieces.
     """
 
     latency: float = 0.0
@@ -49,6 +50,7 @@ class Behaviour:
     rate_disconnect: float = 0.0
     words: int = 12
     hang: float = 30.0
+    piece_delay: float = 0.0
 
 
 class FakeUpstream:
@@ -148,6 +150,8 @@ class FakeUpstream:
 
                 yield chunk({"role": "assistant", "content": ""})
                 for i, w in enumerate(words):
+                    if b.piece_delay and i:
+                        await asyncio.sleep(b.piece_delay)
                     yield chunk({"content": w if i == 0 else " " + w})
                     if fault == "disconnect":
                         self.served["disconnect"] += 1

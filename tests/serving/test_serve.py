@@ -334,3 +334,38 @@ def test_shutdown_drains_in_flight_requests_and_refuses_new_ones() -> None:
             assert results and results[0].choices[0].message.content.startswith("w0")
             srv.thread.join(15)
             assert not srv.thread.is_alive()  # exited once the request in flight finished
+
+
+def test_a_client_leaving_mid_stream_releases_its_budget_hold() -> None:
+    from llmrouter_core.execution import PoolOrderRouter
+    from llmrouter_core.pool import Pool
+
+    upstream = FakeUpstream({"talky": Behaviour(words=60, piece_delay=0.05)})
+    with running_app(upstream.app) as up_url:
+        router = PoolOrderRouter(Pool([_upstream_spec("talky", up_url)]))
+        config = ServeConfig(routers={"first": router}, keys=_ring(budget=1.0))
+        with running(config) as srv:
+            body = {
+                "model": "llmrouter/first",
+                "messages": [{"role": "user", "content": "tell me a long story"}],
+                "stream": True,
+            }
+            auth = {"authorization": f"Bearer {KEY_A}"}
+            with httpx.stream(
+                "POST", srv.url + "/v1/chat/completions", json=body, headers=auth, timeout=30
+            ) as resp:
+                assert resp.status_code == 200
+                assert resp.headers["x-llmrouter-model"] == "talky"
+                lines = resp.iter_lines()
+                got = [next(lines) for _ in range(6)]
+                assert any('"content": "w1"' in x or '"content": " w1"' in x for x in got)
+            # The client is gone: the request ends, its hold is settled, nothing stays held.
+            budget = srv.service.state.budget("team-a", 1.0)
+            deadline = time.monotonic() + 10
+            while (srv.service.in_flight or budget.reserved) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert srv.service.in_flight == 0 and budget.reserved == 0.0
+            assert 0 < budget.spent < 1.0  # the delivered part is charged
+            assert upstream.served["ok"] == 0  # the upstream stream was cut, not finished
+            metrics = httpx.get(srv.url + "/metrics").text
+            assert 'status="499"} 1' in metrics
