@@ -79,14 +79,22 @@ def wait_url(url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0) ->
     raise RuntimeError(f"{url} did not come up within {timeout}s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def process(args: list[str], ready_url: str, log: Path, env: dict[str, str]) -> Iterator[None]:
+def process(
+    args: list[str], ready_url: str, log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``args`` until the block ends (SIGTERM, then SIGKILL after 20 s)."""
     with open(log, "wb") as sink:
         proc = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_url(ready_url, proc)
-        yield
+        yield proc
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -168,7 +176,11 @@ def write_setup(tmp: Path, upstream: str, budget: float) -> dict[str, Path]:
         }
         for name, (p_in, p_out) in PRICES.items()
     ]
-    models.append({"model_name": "llmrouter/bench", "litellm_params": {"model": "llmrouter/bench"}})
+    for group, model in (
+        ("llmrouter/bench", "llmrouter/bench"),
+        ("llmrouter/bench-cheap", "llmrouter/bench:cost_weight=inf"),
+    ):
+        models.append({"model_name": group, "litellm_params": {"model": model}})
     config = {
         "model_list": models,
         "router_settings": {"fallbacks": [{"flaky": ["fast"]}], "num_retries": 2},
@@ -324,7 +336,9 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
-def row(path: str, workload: str, out: Outcome, base: Outcome | None) -> dict[str, Any]:
+def row(
+    path: str, workload: str, out: Outcome, base: Outcome | None, cpu: float | None = None
+) -> dict[str, Any]:
     n = out.answered + out.errors + out.lost
     p50, p99 = pct(out.latencies, 0.5), pct(out.latencies, 0.99)
     return {
@@ -340,6 +354,7 @@ def row(path: str, workload: str, out: Outcome, base: Outcome | None) -> dict[st
         "errors": out.errors,
         "lost": out.lost,
         "mean ms": 1000 * statistics.fmean(out.latencies) if out.latencies else float("nan"),
+        "gw CPU ms/req": None if cpu is None else 1000 * cpu / max(n, 1),
     }
 
 
@@ -403,25 +418,36 @@ def main() -> None:
             "--seed",
             str(args.seed),
         ]
-        with process(up_args, upstream + "/v1/models", tmp / "upstream.log", env):
+        with process(up_args, upstream + "/v1/models", tmp / "upstream.log", env) as up:
             n, c = args.requests, args.concurrency
 
-            def run(url: str, model: str, share: float, key: str | None) -> Outcome:
-                return asyncio.run(load(url, model, n, c, share, key))
+            def run(
+                path: str,
+                workload: str,
+                proc: Any,
+                url: str,
+                model: str,
+                key: str | None,
+                base: Outcome | None,
+            ) -> Outcome:
+                """One row: the load, and the CPU the gateway process ``proc`` spent on it."""
+                share = args.stream_share if workload == "faults" else 0.0
+                before = cpu_seconds(proc.pid)
+                out = asyncio.run(load(url, model, n, c, share, key))
+                rows.append(row(path, workload, out, base, cpu_seconds(proc.pid) - before))
+                return out
 
-            direct = run(upstream + "/v1/chat/completions", "fast", 0.0, None)
-            rows.append(row("(a) direct", "clean", direct, None))
-            direct_f = run(upstream + "/v1/chat/completions", "flaky", args.stream_share, None)
-            rows.append(row("(a) direct", "faults", direct_f, None))
+            chat = upstream + "/v1/chat/completions"
+            direct = run("(a) direct", "clean", up, chat, "fast", None, None)
+            direct_f = run("(a) direct", "faults", up, chat, "flaky", None, None)
 
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            with process(serve_args(files, port), url + "/ready", tmp / "serve.log", env):
+            with process(serve_args(files, port), url + "/ready", tmp / "serve.log", env) as gw:
                 chat = url + "/v1/chat/completions"
-                out = run(chat, "llmrouter/bench:cost_weight=inf", 0.0, KEY)
-                rows.append(row("(b) llmrouter serve", "clean", out, direct))
-                out = run(chat, "llmrouter/bench", args.stream_share, KEY)
-                rows.append(row("(b) llmrouter serve", "faults", out, direct_f))
+                b = "(b) llmrouter serve"
+                run(b, "clean", gw, chat, "llmrouter/bench:cost_weight=inf", KEY, direct)
+                run(b, "faults", gw, chat, "llmrouter/bench", KEY, direct_f)
 
             if not args.skip_litellm:
                 port = free_port()
@@ -433,24 +459,17 @@ def main() -> None:
                     "LLMROUTER_POOL": str(files["pool"]),
                 }
                 exe = shutil.which("litellm", path=str(Path(sys.executable).parent)) or "litellm"
-                largs = [
-                    exe,
-                    "--config",
-                    str(files["litellm"]),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ]
-                with process(largs, url + "/health/liveliness", tmp / "litellm.log", lenv):
+                largs = [exe, "--config", str(files["litellm"]), "--host", "127.0.0.1"]
+                largs += ["--port", str(port)]
+                ready = url + "/health/liveliness"
+                with process(largs, ready, tmp / "litellm.log", lenv) as gw:
                     chat = url + "/v1/chat/completions"
-                    out = run(chat, "fast", 0.0, MASTER)
-                    rows.append(row("(c) LiteLLM proxy", "clean", out, direct))
-                    out = run(chat, "flaky", args.stream_share, MASTER)
-                    rows.append(row("(c) LiteLLM proxy", "faults", out, direct_f))
-                    # The handler's knobs come from the deployment; this one routes to flaky.
-                    out = run(chat, "llmrouter/bench", args.stream_share, MASTER)
-                    rows.append(row("(d) LiteLLM + router", "faults", out, direct_f))
+                    run("(c) LiteLLM proxy", "clean", gw, chat, "fast", MASTER, direct)
+                    run("(c) LiteLLM proxy", "faults", gw, chat, "flaky", MASTER, direct_f)
+                    # Routed with the deployment's knobs: prefers flaky, falls back to fast.
+                    d = "(d) LiteLLM + router"
+                    run(d, "clean", gw, chat, "llmrouter/bench-cheap", MASTER, direct)
+                    run(d, "faults", gw, chat, "llmrouter/bench", MASTER, direct_f)
 
             print(
                 f"\n{n} requests per row, {c} concurrent clients, upstream latency "
