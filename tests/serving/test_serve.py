@@ -369,3 +369,23 @@ def test_a_client_leaving_mid_stream_releases_its_budget_hold() -> None:
             assert upstream.served["ok"] == 0  # the upstream stream was cut, not finished
             metrics = httpx.get(srv.url + "/metrics").text
             assert 'status="499"} 1' in metrics
+
+
+def test_images_go_only_to_vision_models() -> None:
+    provider = ScriptedProvider({"text-only": "no eyes", "eyes": "a red square"})
+    pool = provider.pool(prices={"text-only": 0.1, "eyes": 5.0})
+    pool = pool.replace("eyes", supports_vision=True)
+    router = dummy_router({"text-only": 0.9, "eyes": 0.5}, {"text-only": 1e-6, "eyes": 1e-4}, pool)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    with running(ServeConfig(routers={"auto": router})) as srv:
+        client = _client(srv.url)
+        plain = [{"role": "user", "content": "What is this?"}]
+        assert client.chat.completions.create(model="llmrouter/auto", messages=plain).model == (
+            "text-only"
+        )
+        with_image = [
+            {"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}
+        ]
+        resp = client.chat.completions.create(model="llmrouter/auto", messages=with_image)
+        assert resp.model == "eyes" and resp.choices[0].message.content == "a red square"
+    assert not any(c.model == "text-only" and c.messages == with_image for c in provider.calls)
