@@ -371,6 +371,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "answered",
         "errors",
         "lost",
+        "gw CPU ms/req",
     ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

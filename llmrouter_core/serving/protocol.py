@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import uuid
@@ -260,8 +261,15 @@ def parse_chat(body: Any, *, max_prompt_chars: int) -> ChatCall:
 # -- response bodies ------------------------------------------------------------------------
 
 
+#: Response ids: a random prefix per process and a counter (``uuid4`` per response reads the
+#: system's random source each time, which is slow on a busy machine).
+_ID_PREFIX = "chatcmpl-" + uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+
 def new_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+    """A response id, unique across processes (random prefix) and within one (counter)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
 
 def _json_safe(x: Any) -> Any:
