@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,6 +85,15 @@ def serve(
         float,
         typer.Option("--drain-timeout", help="Seconds a shutdown waits for requests in flight."),
     ] = 30.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes on the one port (budgets and rate limits of keys are shared "
+            "only through --redis-url).",
+        ),
+    ] = 1,
+    fd: Annotated[int | None, typer.Option("--fd", hidden=True)] = None,
     log_prompts: Annotated[
         bool, typer.Option("--log-prompts", help="Log prompt texts (with -v; off by default).")
     ] = False,
@@ -121,6 +131,20 @@ def serve(
             if missing:
                 fail(f"router {name} needs models the served pool lacks: {', '.join(missing)}")
         ring = KeyRing.from_file(keys) if keys is not None else None
+        if workers < 1:
+            fail("--workers must be at least 1")
+        if workers > 1:
+            limited = ring is not None and any(
+                k.budget is not None or k.rpm is not None for k in ring.keys
+            )
+            if limited and not redis_url:
+                fail(
+                    "--workers > 1 with key budgets or rate limits needs --redis-url (each "
+                    "worker would otherwise keep its own)"
+                )
+            from llmrouter_core.serving.server import run_workers
+
+            raise typer.Exit(run_workers(_worker_argv(), host, port, workers))
         state = RedisState(redis_url) if redis_url else None
         _quiet_litellm()
         config = ServeConfig(
@@ -135,10 +159,23 @@ def serve(
             drain_timeout=drain_timeout,
             log_prompts=log_prompts,
         )
-        server = make_server(config, host=host, port=port)
+        server = make_server(config, host=host, port=port, fd=fd)
         served = ", ".join(f"llmrouter/{n}" for n in routers)
         err_console.print(f"serving {plain(served)} on http://{plain(host)}:{port}/v1")
         server.run()
+
+
+def _worker_argv() -> list[str]:
+    """This command's arguments without ``--workers`` (what each worker runs)."""
+    argv, out, skip = sys.argv[1:], [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
 
 
 def serve_key(

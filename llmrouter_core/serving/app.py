@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -520,7 +521,7 @@ def create_app(config: ServeConfig) -> Any:
             router.feedback(str(item["query"]), str(item["answered_by"]), float(item["score"]))
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "pid": os.getpid()})
 
     async def ready(request: Request) -> Response:
         if service.draining or not service.ready:

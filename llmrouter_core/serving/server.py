@@ -14,7 +14,7 @@ from typing import Any
 from llmrouter_core.errors import MissingExtraError
 from llmrouter_core.serving.app import ServeConfig, Service, create_app
 
-__all__ = ["make_server", "serve"]
+__all__ = ["make_server", "run_workers", "serve"]
 
 
 def _uvicorn() -> Any:
@@ -26,10 +26,16 @@ def _uvicorn() -> Any:
 
 
 def make_server(
-    config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning"
+    config: ServeConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    fd: int | None = None,
+    log_level: str = "warning",
 ) -> Any:
     """A uvicorn server of ``config`` that drains on shutdown (``server.run()`` serves;
-    ``server.service`` is the :class:`~llmrouter_core.serving.app.Service`)."""
+    ``server.service`` is the :class:`~llmrouter_core.serving.app.Service`). ``fd``: serve
+    on this already listening socket (a worker of ``--workers``) instead of ``host:port``."""
     uvicorn = _uvicorn()
     app = create_app(config)
     service: Service = app.state.service
@@ -56,6 +62,7 @@ def make_server(
             app,
             host=host,
             port=port,
+            fd=fd,
             log_level=log_level,
             access_log=False,  # the service logs requests itself, without keys or prompts
             timeout_graceful_shutdown=config.drain_timeout,
@@ -69,3 +76,37 @@ def make_server(
 def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve until SIGTERM/SIGINT (then drain and exit)."""
     make_server(config, host=host, port=port).run()
+
+
+def run_workers(argv: list[str], host: str, port: int, workers: int) -> int:
+    """Bind ``host:port`` once and run ``workers`` processes of ``llmrouter ARGV --fd N`` on
+    it; SIGTERM/SIGINT are passed on (each worker drains). Returns the worst exit code."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    code = "from llmrouter_core.cli.main import main; main()"
+    args = [sys.executable, "-c", code, *argv, "--fd", str(sock.fileno())]
+    # Own sessions: a terminal's Ctrl-C reaches them once, through this process.
+    procs = [
+        subprocess.Popen(args, pass_fds=[sock.fileno()], start_new_session=True)
+        for _ in range(workers)
+    ]
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    codes = [proc.wait() for proc in procs]
+    sock.close()
+    return max(codes, key=abs)

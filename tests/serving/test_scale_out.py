@@ -188,3 +188,32 @@ def test_feedback_reaches_every_replica_through_redis(redis_url: str, arc: Routi
         while [r.scorer_.n_feedback_ for r in replicas] != [n + 1 for n in before]:
             assert time.monotonic() < deadline, "feedback did not reach both replicas"
             time.sleep(0.05)
+
+
+def test_workers_share_one_port_and_drain_on_sigterm(
+    router_dir: Path, data_dir: Path, arc_test: RoutingData, knn_router: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    replay = str(data_dir / "routerbench" / "arc_challenge_test.csv")
+    args = ["serve", "--router-dir", str(router_dir), "--replay", replay, "--port", str(port)]
+    proc = llmrouter_cli(*args, "--workers", "2", log=tmp_path / "workers.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/ready", proc)
+        pids: set[int] = set()
+        deadline = time.monotonic() + 90
+        while len(pids) < 2:  # both workers answer on the one port
+            assert time.monotonic() < deadline, f"only workers {pids} answered"
+            with httpx.Client() as client:  # a new connection each time
+                pids.add(client.get(url + "/health", timeout=10).json()["pid"])
+        assert proc.pid not in pids
+        query = arc_test.queries[4]
+        body = {"model": "llmrouter/knn", "messages": [{"role": "user", "content": query}]}
+        resp = httpx.post(url + "/v1/chat/completions", json=body, timeout=60)
+        assert resp.status_code == 200
+        assert resp.json()["model"] == knn_router.route(query).model
+    finally:
+        code = stop(proc)
+    assert code == 0, output(proc)
+    for pid in pids:  # every worker exited too (and was waited for)
+        assert not Path(f"/proc/{pid}").exists()
