@@ -30,6 +30,7 @@ from llmrouter_core.execution import (
     StreamChunk,
 )
 from llmrouter_core.pool import Pool
+from llmrouter_core.serving.feedback import apply_feedback, check_feedback
 from llmrouter_core.serving.keys import ApiKey, KeyRing
 from llmrouter_core.serving.metrics import Metrics
 from llmrouter_core.serving.protocol import (
@@ -481,44 +482,15 @@ def create_app(config: ServeConfig) -> Any:
         try:
             key = await service.authorize(request.headers)
             body = await read_json(request)
-            name, item = check_feedback(body, key)
+            name, item = check_feedback(config.routers, body, key)
             await service.state.feedback(name, item)
         except ApiError as err:
             return error_response(err, endpoint)
         service.metrics.request(endpoint, 200)
         return JSONResponse({"status": "recorded"})
 
-    def check_feedback(body: Any, key: ApiKey | None) -> tuple[str, dict[str, Any]]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        call_model = body.get("model")
-        if not isinstance(call_model, str) or not call_model.startswith(ROUTER_PREFIX):
-            raise ApiError(400, "'model' must name a router (llmrouter/<router>)", param="model")
-        name = call_model[len(ROUTER_PREFIX) :].split(":")[0]
-        router = config.routers.get(name)
-        if router is None:
-            raise ApiError(404, f"unknown model {call_model}", code="model_not_found")
-        if key is not None and not key.allows(name):
-            raise ApiError(403, f"this key may not use {call_model}", kind="forbidden")
-        query, answered_by, score = body.get("query"), body.get("answered_by"), body.get("score")
-        if not isinstance(query, str) or not query.strip():
-            raise ApiError(400, "'query' must be a non-empty string", param="query")
-        if answered_by not in router.models_:
-            raise ApiError(
-                400,
-                f"'answered_by' must be one of the router's models: {', '.join(router.models_)}",
-                param="answered_by",
-            )
-        if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
-            raise ApiError(400, "'score' must be a number in [0, 1]", param="score")
-        if not learns_online(router):
-            raise ApiError(400, f"router {name} does not learn from feedback", code="unsupported")
-        return name, {"query": query, "answered_by": answered_by, "score": float(score)}
-
-    def apply_feedback(name: str, item: Mapping[str, Any]) -> None:
-        router = config.routers.get(name)
-        if router is not None:
-            router.feedback(str(item["query"]), str(item["answered_by"]), float(item["score"]))
+    def apply(name: str, item: Mapping[str, Any]) -> None:
+        apply_feedback(config.routers, name, item)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "pid": os.getpid()})
@@ -535,7 +507,7 @@ def create_app(config: ServeConfig) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        await service.state.start(apply_feedback)
+        await service.state.start(apply)
         await asyncio.to_thread(service.warm_up)
         service.ready = True
         try:
@@ -557,13 +529,6 @@ def create_app(config: ServeConfig) -> Any:
     )
     app.state.service = service
     return app
-
-
-def learns_online(router: Any) -> bool:
-    """Whether ``router`` learns from feedback (its scorer is tagged ``online``)."""
-    scorer = getattr(router, "scorer_", None)
-    tags = getattr(scorer, "tags", None)
-    return bool(getattr(tags, "online", False)) and hasattr(router, "feedback")
 
 
 async def _one(result: ExecutionResult) -> AsyncIterator[StreamChunk | ExecutionResult]:

@@ -389,3 +389,72 @@ def test_images_go_only_to_vision_models() -> None:
         resp = client.chat.completions.create(model="llmrouter/auto", messages=with_image)
         assert resp.model == "eyes" and resp.choices[0].message.content == "a red square"
     assert not any(c.model == "text-only" and c.messages == with_image for c in provider.calls)
+
+
+class _PerUserRouter:
+    """A router taking per-user feedback as the project's personalized router does
+    (``supports_feedback``, ``feedback(user, query, model, rating=, preferred_over=)``)."""
+
+    supports_feedback = True
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.models_ = base.models_
+        self.pool_ = base.pool_
+        self.events: list[tuple[Any, ...]] = []
+
+    def route(self, query: str, **kwargs: Any) -> Any:
+        return self.base.route(query, **kwargs)
+
+    def feedback(
+        self, user: str, query: str, model: str, rating: Any = None, preferred_over: Any = None
+    ) -> None:
+        self.events.append((user, query, model, rating, preferred_over))
+
+
+def test_per_user_feedback_reaches_a_router_that_takes_it() -> None:
+    provider = ScriptedProvider({"a": "x", "b": "y"})
+    router = _PerUserRouter(
+        dummy_router({"a": 0.9, "b": 0.5}, {"a": 1e-5, "b": 1e-6}, provider.pool())
+    )
+    with running(ServeConfig(routers={"mine": router})) as srv:
+        url = srv.url + "/v1/feedback"
+        good = {"model": "llmrouter/mine", "query": "hello?", "answered_by": "a"}
+        ok = httpx.post(url, json={**good, "user": "alice", "preferred_over": "b"})
+        assert ok.status_code == 200, ok.text
+        ok = httpx.post(url, json={**good, "user": "alice", "rating": 0.25})
+        assert ok.status_code == 200, ok.text
+        for bad, param in (
+            ({**good, "rating": 1.0}, "user"),
+            ({**good, "user": "alice", "rating": 3}, "rating"),
+            ({**good, "user": "alice"}, "rating"),
+            ({**good, "user": "alice", "preferred_over": "a"}, "preferred_over"),
+            ({**good, "user": "alice", "answered_by": "nobody", "rating": 1}, "answered_by"),
+        ):
+            resp = httpx.post(url, json=bad)
+            assert resp.status_code == 400 and resp.json()["error"]["param"] == param
+        assert httpx.post(url, json={**good, "model": "llmrouter/x"}).status_code == 404
+    assert router.events == [
+        ("alice", "hello?", "a", None, "b"),
+        ("alice", "hello?", "a", 0.25, None),
+    ]
+
+
+def test_scored_feedback_reaches_an_online_router(arc: RoutingData) -> None:
+    import numpy as np
+
+    import llmrouter_core as lr
+
+    router = lr.get_router("bandit").fit(arc.split("train").subset(np.arange(120)))
+    before = router.scorer_.n_feedback_
+    with running(ServeConfig(routers={"bandit": router})) as srv:
+        body = {
+            "model": "llmrouter/bandit",
+            "query": arc.queries[0],
+            "answered_by": router.models_[0],
+            "score": 1.0,
+        }
+        assert httpx.post(srv.url + "/v1/feedback", json=body).status_code == 200
+        bad_score = httpx.post(srv.url + "/v1/feedback", json={**body, "score": -1})
+        assert bad_score.status_code == 400
+    assert router.scorer_.n_feedback_ == before + 1
