@@ -62,6 +62,20 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
+def lacking(
+    litellm: Any, spec: ModelSpec, tools: bool, json_schema: bool, vision: bool
+) -> str | None:
+    """Why ``spec`` cannot serve a request that needs tools / JSON-schema output / images
+    (``None``: it can)."""
+    if tools and not supports(litellm, spec, "tools"):
+        return "does not support tools"
+    if json_schema and not supports(litellm, spec, "json_schema"):
+        return "does not support JSON-schema output"
+    if vision and not supports(litellm, spec, "vision"):
+        return "does not accept images"
+    return None
+
+
 def has_images(messages: Sequence[Message]) -> bool:
     """Whether any message carries an image part (``image_url`` or ``input_image``)."""
     for msg in messages:

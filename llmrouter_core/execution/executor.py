@@ -550,14 +550,9 @@ class Executor:
             facts = self._facts(name)
             spec = facts.spec
             if model is None:
-                if tools and not sup.supports(litellm, spec, "tools"):
-                    excluded[name] = "does not support tools"
-                    continue
-                if json_schema and not sup.supports(litellm, spec, "json_schema"):
-                    excluded[name] = "does not support JSON-schema output"
-                    continue
-                if vision and not sup.supports(litellm, spec, "vision"):
-                    excluded[name] = "does not accept images"
+                lacking = sup.lacking(litellm, spec, bool(tools), json_schema, vision)
+                if lacking is not None:
+                    excluded[name] = lacking
                     continue
                 window = facts.window
                 if window is not None and est_tokens > window:
