@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("saving", "router", "registry", "persistence"),
     ("flows",),
     ("testing",),
-    ("benchmark", "serve", "ui", "cli", "integration"),
+    ("benchmark", "serve", "serving", "ui", "cli", "integration"),
 ]
 
 

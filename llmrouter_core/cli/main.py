@@ -410,6 +410,9 @@ def _register_extensions() -> None:
     except ImportError:  # pragma: no cover - execution commands not installed
         return
     run_commands.register(app)
+    from llmrouter_core.cli import serve_commands
+
+    serve_commands.register(app)
 
 
 _register_extensions()

@@ -110,7 +110,6 @@ def _build_executor(
     trust_endpoints: bool = False,
 ) -> Any:
     from llmrouter_core.execution import Executor, PoolOrderRouter
-    from llmrouter_core.pool import Pool
 
     if router_dir is not None:
         from llmrouter_core.persistence import load_router
@@ -130,6 +129,25 @@ def _build_executor(
                 "--router-dir"
             )
         router = PoolOrderRouter(local.subset(available))
+    pool = execution_pool(router, pool_file, replay)
+    _quiet_litellm()
+    return Executor(
+        router,
+        pool=pool,
+        budget=budget,
+        cost_weight=cost_weight,
+        timeout=timeout,
+        max_retries=max_retries,
+        routing_text=routing_text,
+    )
+
+
+def execution_pool(router: Any, pool_file: Path | None, replay: str | None) -> Any:
+    """The pool ``router``'s models are called through: ``--pool`` (a pool file), with
+    ``--replay`` every model as ``replay/<name>`` on that dataset; ``None``: the router's own.
+    Fails with one line when the pool lacks a model of the router."""
+    from llmrouter_core.pool import Pool
+
     pool = None
     if pool_file is not None:
         pool = Pool.from_file(pool_file)
@@ -142,16 +160,7 @@ def _build_executor(
         missing = [m for m in router.models_ if m not in pool]
         if missing:
             fail(f"the pool file lacks the router's models: {', '.join(missing)}")
-    _quiet_litellm()
-    return Executor(
-        router,
-        pool=pool,
-        budget=budget,
-        cost_weight=cost_weight,
-        timeout=timeout,
-        max_retries=max_retries,
-        routing_text=routing_text,
-    )
+    return pool
 
 
 def _call_kwargs(max_tokens: int | None, temperature: float | None) -> dict[str, Any]:

@@ -62,6 +62,31 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
+def lacking(
+    litellm: Any, spec: ModelSpec, tools: bool, json_schema: bool, vision: bool
+) -> str | None:
+    """Why ``spec`` cannot serve a request that needs tools / JSON-schema output / images
+    (``None``: it can)."""
+    if tools and not supports(litellm, spec, "tools"):
+        return "does not support tools"
+    if json_schema and not supports(litellm, spec, "json_schema"):
+        return "does not support JSON-schema output"
+    if vision and not supports(litellm, spec, "vision"):
+        return "does not accept images"
+    return None
+
+
+def has_images(messages: Sequence[Message]) -> bool:
+    """Whether any message carries an image part (``image_url`` or ``input_image``)."""
+    for msg in messages:
+        content = msg.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image"):
+                    return True
+    return False
+
+
 def last_user_text(messages: Sequence[Message]) -> str:
     """Text of the last user message (of the last message if no user message)."""
     for msg in reversed(messages):

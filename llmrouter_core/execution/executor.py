@@ -4,7 +4,7 @@ The :class:`Executor` is the one place where a routing decision meets a model ca
 request it:
 
 1. leaves out the pool models that cannot serve the request (context window, tools, JSON
-   schema) or whose cost bound does not fit the per-request cap or the budget;
+   schema, images) or whose cost bound does not fit the per-request cap or the budget;
 2. asks the router for a :class:`~llmrouter_core.decision.Decision` among the rest;
 3. calls the chosen model with LiteLLM; transient failures (rate limit, timeout, connection,
    5xx) are retried with exponential backoff, other failures (context window, content
@@ -544,6 +544,7 @@ class Executor:
         # weighed against what is not spent yet; admission then waits for the room.
         left = _unspent(budget) if budget is not None else math.inf
         json_schema = sup.wants_json_schema(request.response_format)
+        vision = sup.has_images(msgs)
         est_tokens = sup.input_token_estimate(chars, n_msgs)
         tokens_bound = sup.input_token_bound(chars, n_msgs)
         litellm = self._litellm
@@ -551,11 +552,9 @@ class Executor:
             facts = self._facts(name)
             spec = facts.spec
             if model is None:
-                if tools and not sup.supports(litellm, spec, "tools"):
-                    excluded[name] = "does not support tools"
-                    continue
-                if json_schema and not sup.supports(litellm, spec, "json_schema"):
-                    excluded[name] = "does not support JSON-schema output"
+                lacking = sup.lacking(litellm, spec, bool(tools), json_schema, vision)
+                if lacking is not None:
+                    excluded[name] = lacking
                     continue
                 window = facts.window
                 if window is not None and est_tokens > window:

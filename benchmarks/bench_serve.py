@@ -1,0 +1,562 @@
+"""Load and faults through the serving paths, on loopback: what a gateway adds, what it loses.
+
+A fake OpenAI-compatible upstream (``llmrouter_core.testing.upstream``) runs in its own
+process with two models: ``fast`` (no faults) and ``flaky`` (injected 429s, 500s, hangs past
+the callers' timeout, and streams cut mid-way). Then ``--concurrency`` clients send requests
+through each path:
+
+* (a) ``direct``: the upstream itself;
+* (b) ``llmrouter``: ``llmrouter serve`` (a router that prefers ``flaky`` and falls back to
+  ``fast``), with an API key and its budget;
+* (c) ``litellm``: LiteLLM's proxy forwarding to the same upstream without routing (with a
+  fallback from ``flaky`` to ``fast``);
+* (d) ``litellm+router``: the same LiteLLM proxy process, model ``llmrouter/bench`` (our
+  router through the ``llmrouter`` custom provider).
+
+Two workloads per path: ``clean`` (non-streaming, model ``fast``, routed ``:cost_weight=inf``
+for (b)/(d) so that the router picks ``fast`` too) for throughput and added latency, and
+``faults`` (model ``flaky``, half streamed) for errors and lost requests. A last scenario,
+``budget``, runs two ``llmrouter serve`` replicas sharing a real ``redis-server`` with one key
+whose budget runs out under the faulty load, and checks that the spend stays within it.
+
+Printed: requests, throughput, p50 / p99 latency and their excess over (a), answered, errors
+(an error status or an in-stream error event), lost (no answer and no error: a dropped
+connection, a stream that ends without either), and for ``budget`` the spend against the
+limit. Every process listens on 127.0.0.1 and is stopped at the end.
+
+Usage:
+    python benchmarks/bench_serve.py [--requests 2000] [--concurrency 200] [--latency 0.02]
+        [--skip-litellm] [--skip-budget]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-bench-0123456789abcdefghijklmnopqrstuv"
+MASTER = "sk-bench-master-0123456789abcdef"
+PRICES = {"fast": (1.0, 2.0), "flaky": (5.0, 10.0)}  # USD per 1M tokens, in and out
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_url(url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} did not come up within {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def process(
+    args: list[str], ready_url: str, log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` until the block ends (SIGTERM, then SIGKILL after 20 s)."""
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_url(ready_url, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def base_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "BENCH_UPSTREAM_KEY": "sk-fake-upstream",
+    }
+
+
+def run_upstream(port: int, latency: float, seed: int) -> None:
+    """The upstream process (``--upstream PORT``)."""
+    import uvicorn
+
+    from llmrouter_core.testing.upstream import Behaviour, FakeUpstream
+
+    up = FakeUpstream(
+        {
+            "fast": Behaviour(latency=latency, jitter=latency / 2),
+            "flaky": Behaviour(
+                latency=latency,
+                jitter=latency / 2,
+                rate_429=0.05,
+                rate_500=0.05,
+                rate_timeout=0.01,
+                rate_disconnect=0.05,
+                hang=4.0,
+            ),
+        },
+        seed=seed,
+    )
+    uvicorn.run(up.app, host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+def write_setup(tmp: Path, upstream: str, budget: float) -> dict[str, Path]:
+    """The pool file, router directory, keys file and LiteLLM config of the run."""
+    from llmrouter_core.pool import ModelSpec, Pool
+    from llmrouter_core.serving import hash_key
+    from llmrouter_core.testing import dummy_router
+
+    pool = Pool(
+        ModelSpec(
+            name,
+            litellm_model=f"openai/{name}",
+            api_base=upstream + "/v1",
+            api_key_env="BENCH_UPSTREAM_KEY",
+            input_price=p_in,
+            output_price=p_out,
+        )
+        for name, (p_in, p_out) in PRICES.items()
+    )
+    pool.save(tmp / "pool.json")
+    # Predicted quality favours flaky (so the faults are met); cost_weight=inf picks fast.
+    router = dummy_router({"flaky": 0.9, "fast": 0.6}, {"flaky": 2e-4, "fast": 4e-5}, pool)
+    router.save(tmp / "router")
+    (tmp / "keys.yaml").write_text(
+        f"keys:\n  - name: bench\n    sha256: {hash_key(KEY)}\n    budget: {budget}\n"
+    )
+    models = [
+        {
+            "model_name": name,
+            "litellm_params": {
+                "model": f"openai/{name}",
+                "api_base": upstream + "/v1",
+                "api_key": "os.environ/BENCH_UPSTREAM_KEY",
+                "timeout": 1.0,
+                "input_cost_per_token": p_in / 1e6,
+                "output_cost_per_token": p_out / 1e6,
+            },
+        }
+        for name, (p_in, p_out) in PRICES.items()
+    ]
+    for group, model in (
+        ("llmrouter/bench", "llmrouter/bench"),
+        ("llmrouter/bench-cheap", "llmrouter/bench:cost_weight=inf"),
+    ):
+        models.append({"model_name": group, "litellm_params": {"model": model}})
+    config = {
+        "model_list": models,
+        "router_settings": {"fallbacks": [{"flaky": ["fast"]}], "num_retries": 2},
+        "litellm_settings": {
+            "custom_provider_map": [
+                {
+                    "provider": "llmrouter",
+                    "custom_handler": "llmrouter_core.serving.litellm_proxy.handler",
+                }
+            ],
+            "request_timeout": 10,
+        },
+    }
+    (tmp / "litellm.yaml").write_text(json.dumps(config))
+    return {
+        k: tmp / v
+        for k, v in {
+            "pool": "pool.json",
+            "router": "router",
+            "keys": "keys.yaml",
+            "litellm": "litellm.yaml",
+        }.items()
+    }
+
+
+def serve_args(files: dict[str, Path], port: int, redis_url: str | None = None) -> list[str]:
+    args = [
+        sys.executable,
+        "-c",
+        "from llmrouter_core.cli.main import main; main()",
+        "serve",
+        "--router-dir",
+        f"bench={files['router']}",
+        "--pool",
+        str(files["pool"]),
+        "--keys",
+        str(files["keys"]),
+        "--port",
+        str(port),
+        "--timeout",
+        "1",
+        "--max-retries",
+        "2",
+    ]
+    return args + (["--redis-url", redis_url] if redis_url else [])
+
+
+# -- the load -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    latencies: list[float] = field(default_factory=list)
+    answered: int = 0
+    errors: int = 0
+    lost: int = 0
+    cost: float = 0.0
+    wall: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+async def one_request(
+    client: Any,
+    url: str,
+    model: str,
+    stream: bool,
+    n: int,
+    headers: dict[str, str],
+    out: Outcome,
+) -> None:
+    import httpx
+
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"Request {n}: say something short."}],
+        "max_tokens": 32,
+    }
+    if stream:
+        body["stream"] = True
+    started = time.perf_counter()
+    try:
+        if not stream:
+            r = await client.post(url, json=body, headers=headers)
+            status = str(r.status_code)
+            if r.status_code == 200 and r.json()["choices"][0]["message"]["content"]:
+                out.answered += 1
+                out.cost += float(r.headers.get("x-llmrouter-cost", 0) or 0)
+            else:
+                out.errors += 1
+        else:
+            async with client.stream("POST", url, json=body, headers=headers) as r:
+                status = str(r.status_code)
+                if r.status_code != 200:
+                    await r.aread()
+                    out.errors += 1
+                else:
+                    done, failed, text = False, False, ""
+                    async for line in r.aiter_lines():
+                        if not line.startswith("data: "):
+                            continue
+                        data = line[6:]
+                        if data == "[DONE]":
+                            done = True
+                            break
+                        obj = json.loads(data)
+                        if "error" in obj:
+                            failed = True
+                        for c in obj.get("choices") or []:
+                            text += (c.get("delta") or {}).get("content") or ""
+                    if done and text and not failed:
+                        out.answered += 1
+                    elif failed:
+                        out.errors += 1
+                        status = "stream-error"
+                    else:
+                        out.lost += 1
+                        status = "stream-cut"
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        out.lost += 1
+        status = type(exc).__name__
+    out.latencies.append(time.perf_counter() - started)
+    out.statuses[status] = out.statuses.get(status, 0) + 1
+
+
+async def load(
+    url: str, model: str, n: int, concurrency: int, stream_share: float, key: str | None
+) -> Outcome:
+    import httpx
+
+    out = Outcome()
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    every = round(1 / stream_share) if stream_share > 0 else 0
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                stream = bool(every) and i % every == 0
+                await one_request(client, url, model, stream, i, headers, out)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        out.wall = time.perf_counter() - started
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def row(
+    path: str, workload: str, out: Outcome, base: Outcome | None, cpu: float | None = None
+) -> dict[str, Any]:
+    n = out.answered + out.errors + out.lost
+    p50, p99 = pct(out.latencies, 0.5), pct(out.latencies, 0.99)
+    return {
+        "path": path,
+        "workload": workload,
+        "requests": n,
+        "req/s": n / out.wall if out.wall else float("nan"),
+        "p50 ms": 1000 * p50,
+        "p99 ms": 1000 * p99,
+        "+p50 ms": None if base is None else 1000 * (p50 - pct(base.latencies, 0.5)),
+        "+p99 ms": None if base is None else 1000 * (p99 - pct(base.latencies, 0.99)),
+        "answered": out.answered,
+        "errors": out.errors,
+        "lost": out.lost,
+        "mean ms": 1000 * statistics.fmean(out.latencies) if out.latencies else float("nan"),
+        "gw CPU ms/req": None if cpu is None else 1000 * cpu / max(n, 1),
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cols = [
+        "path",
+        "workload",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "+p50 ms",
+        "+p99 ms",
+        "answered",
+        "errors",
+        "lost",
+        "gw CPU ms/req",
+    ]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r[c]
+            cells.append("-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v))
+        print("| " + " | ".join(cells) + " |")
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=2000, help="requests per path and workload")
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--latency", type=float, default=0.02, help="upstream latency (s)")
+    ap.add_argument("--stream-share", type=float, default=0.5, help="share streamed (faults)")
+    ap.add_argument("--budget", type=float, default=0.03, help="USD of the budget scenario")
+    ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--skip-budget", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.upstream:
+        run_upstream(args.upstream, args.latency, args.seed)
+        return
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    env = base_env()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmpdir:
+        tmp = Path(tmpdir)
+        up_port = free_port()
+        upstream = f"http://127.0.0.1:{up_port}"
+        files = write_setup(tmp, upstream, budget=1e6)
+        up_args = [
+            sys.executable,
+            __file__,
+            "--upstream",
+            str(up_port),
+            "--latency",
+            str(args.latency),
+            "--seed",
+            str(args.seed),
+        ]
+        with process(up_args, upstream + "/v1/models", tmp / "upstream.log", env) as up:
+            n, c = args.requests, args.concurrency
+
+            def run(
+                path: str,
+                workload: str,
+                proc: Any,
+                url: str,
+                model: str,
+                key: str | None,
+                base: Outcome | None,
+            ) -> Outcome:
+                """One row: the load, and the CPU the gateway process ``proc`` spent on it."""
+                share = args.stream_share if workload == "faults" else 0.0
+                before = cpu_seconds(proc.pid)
+                out = asyncio.run(load(url, model, n, c, share, key))
+                rows.append(row(path, workload, out, base, cpu_seconds(proc.pid) - before))
+                return out
+
+            chat = upstream + "/v1/chat/completions"
+            direct = run("(a) direct", "clean", up, chat, "fast", None, None)
+            direct_f = run("(a) direct", "faults", up, chat, "flaky", None, None)
+
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            with process(serve_args(files, port), url + "/ready", tmp / "serve.log", env) as gw:
+                chat = url + "/v1/chat/completions"
+                b = "(b) llmrouter serve"
+                run(b, "clean", gw, chat, "llmrouter/bench:cost_weight=inf", KEY, direct)
+                run(b, "faults", gw, chat, "llmrouter/bench", KEY, direct_f)
+
+            if not args.skip_litellm:
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                lenv = {
+                    **env,
+                    "LITELLM_MASTER_KEY": MASTER,
+                    "LLMROUTER_ROUTERS": f"bench={files['router']}",
+                    "LLMROUTER_POOL": str(files["pool"]),
+                }
+                exe = shutil.which("litellm", path=str(Path(sys.executable).parent)) or "litellm"
+                largs = [exe, "--config", str(files["litellm"]), "--host", "127.0.0.1"]
+                largs += ["--port", str(port)]
+                ready = url + "/health/liveliness"
+                with process(largs, ready, tmp / "litellm.log", lenv) as gw:
+                    chat = url + "/v1/chat/completions"
+                    run("(c) LiteLLM proxy", "clean", gw, chat, "fast", MASTER, direct)
+                    run("(c) LiteLLM proxy", "faults", gw, chat, "flaky", MASTER, direct_f)
+                    # Routed with the deployment's knobs: prefers flaky, falls back to fast.
+                    d = "(d) LiteLLM + router"
+                    run(d, "clean", gw, chat, "llmrouter/bench-cheap", MASTER, direct)
+                    run(d, "faults", gw, chat, "llmrouter/bench", MASTER, direct_f)
+
+            print(
+                f"\n{n} requests per row, {c} concurrent clients, upstream latency "
+                f"{args.latency * 1000:.0f} ms (+ up to {args.latency * 500:.0f} ms jitter)"
+            )
+            print_table(rows)
+            if not args.skip_budget:
+                budget_scenario(tmp, upstream, args, env)
+
+
+def budget_scenario(tmp: Path, upstream: str, args: Any, env: dict[str, str]) -> None:
+    """Two replicas sharing Redis, one key whose budget runs out under the faulty load."""
+    import redis
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        print("\nbudget: skipped (redis-server is not installed)")
+        return
+    (tmp / "budget").mkdir()
+    files = write_setup(tmp / "budget", upstream, budget=args.budget)
+    rport = free_port()
+    rproc = subprocess.Popen(
+        [exe, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    redis_url = f"redis://127.0.0.1:{rport}/0"
+    try:
+        ports = [free_port(), free_port()]
+        with (
+            process(
+                serve_args(files, ports[0], redis_url),
+                f"http://127.0.0.1:{ports[0]}/ready",
+                tmp / "r0.log",
+                env,
+            ),
+            process(
+                serve_args(files, ports[1], redis_url),
+                f"http://127.0.0.1:{ports[1]}/ready",
+                tmp / "r1.log",
+                env,
+            ),
+        ):
+            half = args.requests // 2
+
+            async def both() -> list[Outcome]:
+                return list(
+                    await asyncio.gather(
+                        *(
+                            load(
+                                f"http://127.0.0.1:{p}/v1/chat/completions",
+                                "llmrouter/bench",
+                                half,
+                                args.concurrency // 2,
+                                args.stream_share,
+                                KEY,
+                            )
+                            for p in ports
+                        )
+                    )
+                )
+
+            outs = asyncio.run(both())
+        fields = {
+            k.decode(): float(v)
+            for k, v in redis.Redis(port=rport).hgetall("llmrouter:budget:{bench}").items()
+        }
+    finally:
+        rproc.terminate()
+        rproc.wait(10)
+    spent = fields.get("spent", 0.0)
+    answered = sum(o.answered for o in outs)
+    refused = sum(o.statuses.get("429", 0) for o in outs)
+    print(
+        f"\nbudget: 2 replicas sharing Redis, {2 * half} requests, {args.concurrency} "
+        f"concurrent, limit ${args.budget}"
+    )
+    print(
+        f"  answered {answered}, refused (429) {refused}, other errors "
+        f"{sum(o.errors for o in outs) - refused}, lost {sum(o.lost for o in outs)}"
+    )
+    print(
+        f"  spent ${spent:.6f} of ${args.budget} (overrun ${max(0.0, spent - args.budget):.6f}; "
+        f"settlements above their hold ${fields.get('overrun', 0.0):.6f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
