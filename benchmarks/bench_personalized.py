@@ -243,8 +243,9 @@ def objective(result: dict[str, Any]) -> tuple[bool, float]:
 
 
 GRID: dict[str, list[Any]] = {
+    "margin": [0.02, 0.05, 0.1],
     "confidence": [0.5, 1.0, 1.5],
-    "model_prior": [16.0, 32.0, 128.0],
+    "model_prior": [32.0, 128.0],
 }
 
 

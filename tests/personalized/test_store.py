@@ -74,15 +74,11 @@ def test_url_opens_the_store(tmp_path: Path) -> None:
 
 
 def test_profile_learned_in_one_process_routes_the_same_in_a_new_one(
-    saved: tuple[Path, Path, list[str]], rb_small: Any
+    saved: tuple[Path, Path, list[str]], rb_small: Any, frugal: Any
 ) -> None:
     router_dir, db, queries = saved
     router = lr.load_router(router_dir, store=f"sqlite:///{db}")
-    cheap = "mistralai/mistral-7b-chat"
-    for q in rb_small[0].queries[:25]:
-        chosen = router.route(q, user="carol").model
-        if chosen != cheap:
-            router.feedback("carol", q, cheap, preferred_over=chosen)
+    frugal(router, "carol", rb_small[0].queries, 25)
     mine = [d.model for d in router.route_batch(queries, user="carol")]
     assert mine != [d.model for d in router.route_batch(queries)]  # the profile matters
     proc = _run("route", router_dir, db, router_dir.parent / "queries.json", "carol")
