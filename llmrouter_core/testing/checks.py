@@ -310,15 +310,16 @@ def check_feedback(fx: _Fixture) -> None:
     query = fx.queries(1)[0]
     model = router.models_[0]
     if getattr(router, "supports_feedback", False):
+        personal: Any = router  # feedback(user, query, model, rating=...)
         anyone = router.route(query)
         for _ in range(5):
-            router.feedback("conformance-user", query, model, rating=1.0)
+            personal.feedback("conformance-user", query, model, rating=1.0)
         assert router.route(query, user="another-user") == anyone, (
             "one user's feedback changed another user's routing"
         )
         assert router.route(query, user="conformance-user").model in router.models_
         try:
-            router.feedback("conformance-user", query, "no-such-model", rating=1.0)
+            personal.feedback("conformance-user", query, "no-such-model", rating=1.0)
         except UnknownModelError:
             return
         raise AssertionError("feedback for an unknown model must raise UnknownModelError")
