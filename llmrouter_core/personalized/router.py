@@ -24,12 +24,13 @@ import numpy as np
 
 from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.decision import Decision
-from llmrouter_core.errors import DataError, NotFittedError
+from llmrouter_core.errors import DataError, FeedbackStoreError, NotFittedError
 from llmrouter_core.personalized.learner import Evidence, OffsetLearner
 from llmrouter_core.personalized.store import (
     FeedbackEvent,
     FeedbackStore,
     MemoryStore,
+    SQLiteStore,
     check_event,
     export_user,
     import_user,
@@ -548,7 +549,8 @@ class PersonalizedRouter(Router):
     def save(self, path: Any) -> Path:
         """Save the base router and the clusters as plain files (see
         :func:`llmrouter_core.saving.save_router`). The feedback of a memory store is saved
-        with them; a SQLite store is named by its URL (and stays where it is)."""
+        with them; a SQLite store is named by its URL (and stays where it is): loading opens
+        it only if it is already a feedback store."""
         from llmrouter_core.saving import save_router
 
         self._check_fitted()
@@ -580,7 +582,14 @@ class PersonalizedRouter(Router):
         saved_store = section.get("store")
         events = section.get("events")
         if store is None and isinstance(saved_store, str) and saved_store != "memory":
-            store = saved_store
+            # A path read from the file: opened only if it already is a feedback store (a
+            # saved router never creates or alters another file).
+            if not saved_store.startswith("sqlite:///"):
+                raise DataError(f"unknown saved feedback store {saved_store!r}")
+            try:
+                store = SQLiteStore(saved_store[len("sqlite:///") :], create=False)
+            except FeedbackStoreError as exc:
+                raise DataError(f"{exc}; load it with store=... to name its store") from exc
         if store is None:
             store = MemoryStore(FeedbackEvent.from_dict(e) for e in (events or []))
         router = cls(base=base.name, store=store, **params)
