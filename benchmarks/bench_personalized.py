@@ -243,8 +243,9 @@ def objective(result: dict[str, Any]) -> tuple[bool, float]:
 
 
 GRID: dict[str, list[Any]] = {
+    "margin": [0.02, 0.05, 0.1],
     "confidence": [0.5, 1.0, 1.5],
-    "model_prior": [16.0, 32.0, 128.0],
+    "model_prior": [32.0, 128.0],
 }
 
 
@@ -279,6 +280,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
         params = max(tuning, key=lambda r: r["objective"])["params"]
         print(f"{name}: chosen on training users: {params}")
     users = make_users(args.users, test, lengths, args.seed, "user-", modes)
+    if args.references:
+        refs = references(base, users, test, lengths, global_choice)
+        return {"dataset": name, "references": refs}
     result = evaluate(params, users, 3_000 + args.seed, f"{name}: {len(users)} users")
     return {
         "dataset": name,
@@ -292,7 +296,40 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def references(
+    base: Any, users: list[SimUser], data: RoutingData, lengths: Any, global_choice: Any
+) -> dict[str, dict[str, float]]:
+    """What knowing a user exactly would give through the base router's predictions: routing
+    at the user's own lambda, and with their style terms added too (not learnable references:
+    they read the simulated user's hidden parameters)."""
+    assert data.costs is not None
+    quality, cost = base.predict(list(data.queries))
+    out: dict[str, list[float]] = {"exact lambda": [], "exact lambda and style": []}
+    for user in users:
+        ev = user.rows[N_FEEDBACK:]
+        u = user.utility(data, lengths, ev)
+        rows = np.arange(len(ev))
+        glob = u[rows, global_choice[ev]].mean()
+        own = quality[ev] - user.lam * cost[ev]
+        style = user.utility(data, lengths, ev) - (data.scores[ev] - user.lam * data.costs[ev])
+        out["exact lambda"].append(float(u[rows, np.argmax(own, axis=1)].mean() - glob))
+        out["exact lambda and style"].append(
+            float(u[rows, np.argmax(own + style, axis=1)].mean() - glob)
+        )
+    return {
+        k: {"mean_gain": float(np.mean(v)), "helped": float(np.mean(np.array(v) >= 0))}
+        for k, v in out.items()
+    }
+
+
 def print_table(result: dict[str, Any]) -> None:
+    if "references" in result:
+        for k, row in result["references"].items():
+            print(
+                f"{result['dataset']}: base router with the user's {k}: mean gain "
+                f"{row['mean_gain']:+.4f}, helped {100 * row['helped']:.1f}%"
+            )
+        return
     print(
         f"\n{result['dataset']}: SIMULATED users over recorded outcomes (base "
         f"{result['base']}, learner {result['learner']}, global lambda "
@@ -327,7 +364,11 @@ def main() -> None:
     parser.add_argument(
         "--params", type=json.loads, default={}, help="router parameters (JSON), without --tune"
     )
-    parser.add_argument("--only-users", action="store_true", help="tuning users only (no report)")
+    parser.add_argument(
+        "--references",
+        action="store_true",
+        help="only the exact-preference references (read the simulated users' parameters)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

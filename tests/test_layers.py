@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("execution",),
     ("scoring",),
     ("cascades",),
-    ("saving", "router", "registry", "persistence"),
+    ("saving", "router", "registry", "persistence", "personalized"),
     ("flows",),
     ("testing",),
     ("benchmark", "serve", "serving", "ui", "cli", "integration"),

@@ -29,6 +29,9 @@ from llmrouter_core.data.core import FloatArray
 
 __all__ = ["Evidence", "OffsetLearner"]
 
+#: The least information a pairwise choice adds to the posterior, as a share of the most.
+PAIR_INFORMATION = 0.4
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -63,9 +66,9 @@ class OffsetLearner:
     n_models: int
     n_clusters: int
     cost_scale: float
-    model_prior: float = 8.0
-    cluster_prior: float = 16.0
-    cost_prior: float = 8.0
+    model_prior: float = 128.0
+    cluster_prior: float = 256.0
+    cost_prior: float = 4.0
     noise: float = 0.25
     pair_scale: float = 8.0
     max_iter: int = 30
@@ -122,14 +125,14 @@ class OffsetLearner:
         h_fixed = np.diag(lam) + inv_var * (xr.T @ xr)
         g_fixed = inv_var * (xr.T @ tr)
 
-        def hessian(at: FloatArray) -> tuple[FloatArray, FloatArray]:
+        def hessian(at: FloatArray, floor: float = 0.0) -> tuple[FloatArray, FloatArray]:
             grad = lam * at - g_fixed + inv_var * (xr.T @ (xr @ at))
             hess = h_fixed
             if pr.size:
                 z = s * (dp + xp @ at)
                 p = 1.0 / (1.0 + np.exp(np.clip(z, -50.0, 50.0)))  # sigmoid(-z)
                 grad = grad - s * (xp.T @ p)
-                hess = hess + (s * s) * (xp.T * (p * (1.0 - p))) @ xp
+                hess = hess + (s * s) * (xp.T * np.maximum(p * (1.0 - p), floor)) @ xp
             return grad, hess
 
         def loss(at: FloatArray) -> float:
@@ -157,7 +160,10 @@ class OffsetLearner:
             theta, moved, current = candidate, size * float(np.max(np.abs(step))), value
             if moved < 1e-9:
                 break
-        _, hess = hessian(theta)
+        # The posterior's curvature: a choice the profile already explains well would add
+        # almost none (consistent choices would leave the router unsure for ever), so each
+        # counts at least PAIR_INFORMATION of a maximally uncertain one.
+        _, hess = hessian(theta, floor=PAIR_INFORMATION * 0.25)
         return theta, np.asarray(np.linalg.inv(hess), dtype=np.float64)
 
     def features(self, cluster: Any, model: Any, cost: FloatArray) -> FloatArray:

@@ -24,12 +24,13 @@ import numpy as np
 
 from llmrouter_core.data.core import FloatArray, RoutingData
 from llmrouter_core.decision import Decision
-from llmrouter_core.errors import DataError, NotFittedError
+from llmrouter_core.errors import DataError, FeedbackStoreError, NotFittedError
 from llmrouter_core.personalized.learner import Evidence, OffsetLearner
 from llmrouter_core.personalized.store import (
     FeedbackEvent,
     FeedbackStore,
     MemoryStore,
+    SQLiteStore,
     check_event,
     export_user,
     import_user,
@@ -143,12 +144,12 @@ class PersonalizedRouter(Router):
         store: Any = None,
         base_params: dict[str, Any] | None = None,
         learner: str = "offsets",
-        margin: float = 0.0,
-        confidence: float = 1.0,
+        margin: float = 0.05,
+        confidence: float = 1.5,
         n_clusters: int = 4,
-        model_prior: float = 8.0,
-        cluster_prior: float = 16.0,
-        cost_prior: float = 8.0,
+        model_prior: float = 128.0,
+        cluster_prior: float = 256.0,
+        cost_prior: float = 4.0,
         noise: float = 0.25,
         pair_scale: float = 8.0,
         max_events: int = 200,
@@ -548,7 +549,8 @@ class PersonalizedRouter(Router):
     def save(self, path: Any) -> Path:
         """Save the base router and the clusters as plain files (see
         :func:`llmrouter_core.saving.save_router`). The feedback of a memory store is saved
-        with them; a SQLite store is named by its URL (and stays where it is)."""
+        with them; a SQLite store is named by its URL (and stays where it is): loading opens
+        it only if it is already a feedback store."""
         from llmrouter_core.saving import save_router
 
         self._check_fitted()
@@ -580,7 +582,14 @@ class PersonalizedRouter(Router):
         saved_store = section.get("store")
         events = section.get("events")
         if store is None and isinstance(saved_store, str) and saved_store != "memory":
-            store = saved_store
+            # A path read from the file: opened only if it already is a feedback store (a
+            # saved router never creates or alters another file).
+            if not saved_store.startswith("sqlite:///"):
+                raise DataError(f"unknown saved feedback store {saved_store!r}")
+            try:
+                store = SQLiteStore(saved_store[len("sqlite:///") :], create=False)
+            except FeedbackStoreError as exc:
+                raise DataError(f"{exc}; load it with store=... to name its store") from exc
         if store is None:
             store = MemoryStore(FeedbackEvent.from_dict(e) for e in (events or []))
         router = cls(base=base.name, store=store, **params)

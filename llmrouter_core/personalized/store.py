@@ -282,14 +282,34 @@ class SQLiteStore:
             retries with backoff).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 60.0, create: bool = True
+    ) -> None:
         self.path = Path(path).expanduser().resolve()
         self.url = f"sqlite:///{self.path}"
         self.timeout = float(timeout)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
+        if not create:
+            self._check_existing()
         self._retry(self._migrate)
+
+    def _check_existing(self) -> None:
+        """Refuse a path that is not already a feedback store (``create=False``: e.g. a path
+        read from a saved router, which must not create or alter other files)."""
+        if not self.path.is_file():
+            raise FeedbackStoreError(f"no feedback store at {self.path}")
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise FeedbackStoreError(f"{self.path} is not a feedback store ({exc})") from exc
+        if row is None:
+            raise FeedbackStoreError(f"{self.path} is not a feedback store")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"

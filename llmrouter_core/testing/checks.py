@@ -303,10 +303,26 @@ def check_thread_safety(fx: _Fixture) -> None:
 
 def check_feedback(fx: _Fixture) -> None:
     """An online router learns from feedback: a model rated 1 on a query is predicted at
-    least as good there afterwards; a router that does not learn online says so."""
+    least as good there afterwards; a router that does not learn online says so. A router
+    that takes per-user feedback (``supports_feedback``) keeps one user's feedback from
+    changing another's routing."""
     router = fx.fresh().fit(fx.train)
     query = fx.queries(1)[0]
     model = router.models_[0]
+    if getattr(router, "supports_feedback", False):
+        personal: Any = router  # feedback(user, query, model, rating=...)
+        anyone = router.route(query)
+        for _ in range(5):
+            personal.feedback("conformance-user", query, model, rating=1.0)
+        assert router.route(query, user="another-user") == anyone, (
+            "one user's feedback changed another user's routing"
+        )
+        assert router.route(query, user="conformance-user").model in router.models_
+        try:
+            personal.feedback("conformance-user", query, "no-such-model", rating=1.0)
+        except UnknownModelError:
+            return
+        raise AssertionError("feedback for an unknown model must raise UnknownModelError")
     if not router.tags.online:
         try:
             router.feedback(query, model, 1.0)

@@ -22,3 +22,22 @@ def router(base: Any, rb_small: Any) -> Any:
     from llmrouter_core.personalized import PersonalizedRouter
 
     return PersonalizedRouter(base=base).fit(rb_small[0])
+
+
+CHEAP = "mistralai/mistral-7b-chat"
+
+
+def teach_frugal(router: Any, user: str, queries: Any, n: int) -> None:
+    """Feedback of a user who wants it cheap: on each of ``n`` queries, the cheap model's
+    answer is rated high and the one the router gave (if another) low."""
+    for q in list(queries)[:n]:
+        chosen = router.route(q, user=user).model
+        router.feedback(user, q, CHEAP, rating=0.9)
+        if chosen != CHEAP:
+            router.feedback(user, q, chosen, rating=0.1)
+
+
+@pytest.fixture()
+def frugal() -> Any:
+    """:func:`teach_frugal`."""
+    return teach_frugal

@@ -15,14 +15,11 @@ CHEAP = "mistralai/mistral-7b-chat"
 
 
 @pytest.fixture()
-def taught(router: Any, rb_small: Any) -> Iterator[tuple[Any, Any, str]]:
+def taught(router: Any, rb_small: Any, frugal: Any) -> Iterator[tuple[Any, Any, str]]:
     """The router with a frugal user's feedback, a replay pool, and a query on which the
     user's choice differs from everyone else's."""
     train, test = rb_small
-    for q in train.queries[:40]:
-        chosen = router.route(q, user="frugal").model
-        if chosen != CHEAP:
-            router.feedback("frugal", q, CHEAP, preferred_over=chosen)
+    frugal(router, "frugal", train.queries, 25)
     query = next(
         q for q in test.queries if router.route(q, user="frugal").model != router.route(q).model
     )

@@ -18,16 +18,13 @@ CHEAP = "mistralai/mistral-7b-chat"
 
 
 def test_infer_routes_and_answers_for_the_user(
-    router: Any, rb_small: Any, tmp_path: Path, data_dir: Path
+    router: Any, rb_small: Any, tmp_path: Path, data_dir: Path, frugal: Any
 ) -> None:
     train, test = rb_small
     router.save(tmp_path / "router")
     live = lr.load_router(tmp_path / "router", store=f"sqlite:///{tmp_path / 'fb.db'}")
     live.save(tmp_path / "router")  # saved with its SQLite store
-    for q in train.queries[:30]:
-        chosen = live.route(q, user="frugal").model
-        if chosen != CHEAP:
-            live.feedback("frugal", q, CHEAP, preferred_over=chosen)
+    frugal(live, "frugal", train.queries, 25)
     query = next(
         q for q in test.queries if live.route(q, user="frugal").model != live.route(q).model
     )

@@ -48,21 +48,14 @@ def test_cold_start_routes_exactly_as_the_base(router: Any, base: Any, rb_small:
     assert not router.profile("alice").theta.any()
 
 
-def _frugal_feedback(router: Any, user: str, queries: list[str], n: int) -> None:
-    """A user who prefers the cheap model's answer to the one the router gives."""
-    for q in queries[:n]:
-        chosen = router.route(q, user=user).model
-        if chosen != CHEAP:
-            router.feedback(user, q, CHEAP, preferred_over=chosen)
-        else:
-            router.feedback(user, q, CHEAP, rating=0.9)
-
-
 def test_pairwise_feedback_moves_routing_towards_the_users_preference(
     router: Any, base: Any, rb_small: Any
 ) -> None:
     train, test = rb_small
-    _frugal_feedback(router, "frugal", list(train.queries[:40]), 25)
+    for q in train.queries[:25]:  # a user who prefers the cheap model's answer
+        chosen = router.route(q, user="frugal").model
+        if chosen != CHEAP:
+            router.feedback("frugal", q, CHEAP, preferred_over=chosen)
     before = base.route_batch(test.queries)
     after = router.route_batch(test.queries, user="frugal")
     assert np.mean([d.model == CHEAP for d in after]) > np.mean([d.model == CHEAP for d in before])
@@ -124,9 +117,11 @@ def test_bad_feedback_is_refused_and_nothing_is_stored(router: Any, rb_small: An
         router.feedback_batch([q], [CHEAP], [1.0])
 
 
-def test_save_and_load_keep_the_profiles(router: Any, rb_small: Any, tmp_path: Path) -> None:
+def test_save_and_load_keep_the_profiles(
+    router: Any, rb_small: Any, tmp_path: Path, frugal: Any
+) -> None:
     train, test = rb_small
-    _frugal_feedback(router, "frugal", list(train.queries[:30]), 15)
+    frugal(router, "frugal", train.queries, 15)
     router.save(tmp_path / "r")
     loaded = lr.load_router(tmp_path / "r")
     assert isinstance(loaded, PersonalizedRouter)
@@ -140,27 +135,28 @@ def test_save_and_load_keep_the_profiles(router: Any, rb_small: Any, tmp_path: P
     assert loaded.route_batch(test.queries) == router.base_.route_batch(test.queries)
 
 
-def test_export_import_and_forget(router: Any, rb_small: Any) -> None:
-    _frugal_feedback(router, "frugal", list(rb_small[0].queries[:30]), 10)
+def test_export_import_and_forget(router: Any, rb_small: Any, frugal: Any) -> None:
+    frugal(router, "frugal", rb_small[0].queries, 10)
+    n = router.feedback_store.count("frugal")
     doc = router.export_user("frugal")
-    assert len(doc["events"]) == 10
-    assert router.import_user(doc, user="twin") == 10
+    assert len(doc["events"]) == n > 10
+    assert router.import_user(doc, user="twin") == n
     np.testing.assert_allclose(router.profile("twin").theta, router.profile("frugal").theta)
-    assert router.forget("frugal") == 10
+    assert router.forget("frugal") == n
     assert router.profile("frugal").is_cold
     with pytest.raises(DataError):
         router.import_user({"format": "something else"})
     with pytest.raises(UnknownModelError):
         router.import_user({**doc, "events": [{**doc["events"][0], "model": "gpt-5"}]})
-    assert router.feedback_store.count("twin") == 10
+    assert router.feedback_store.count("twin") == n
 
 
-def test_the_executor_routes_for_the_user(router: Any, rb_small: Any) -> None:
+def test_the_executor_routes_for_the_user(router: Any, rb_small: Any, frugal: Any) -> None:
     from llmrouter_core.execution import Executor
     from llmrouter_core.providers.replay import replay_pool, set_replay_data
 
     train, test = rb_small
-    _frugal_feedback(router, "frugal", list(train.queries[:40]), 25)
+    frugal(router, "frugal", train.queries, 25)
     set_replay_data(test)
     try:
         ex = Executor(router, pool=replay_pool(router.pool_), keys="")

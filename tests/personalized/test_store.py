@@ -74,15 +74,11 @@ def test_url_opens_the_store(tmp_path: Path) -> None:
 
 
 def test_profile_learned_in_one_process_routes_the_same_in_a_new_one(
-    saved: tuple[Path, Path, list[str]], rb_small: Any
+    saved: tuple[Path, Path, list[str]], rb_small: Any, frugal: Any
 ) -> None:
     router_dir, db, queries = saved
     router = lr.load_router(router_dir, store=f"sqlite:///{db}")
-    cheap = "mistralai/mistral-7b-chat"
-    for q in rb_small[0].queries[:25]:
-        chosen = router.route(q, user="carol").model
-        if chosen != cheap:
-            router.feedback("carol", q, cheap, preferred_over=chosen)
+    frugal(router, "carol", rb_small[0].queries, 25)
     mine = [d.model for d in router.route_batch(queries, user="carol")]
     assert mine != [d.model for d in router.route_batch(queries)]  # the profile matters
     proc = _run("route", router_dir, db, router_dir.parent / "queries.json", "carol")
@@ -210,3 +206,39 @@ def test_export_import_delete_on_sqlite(tmp_path: Path) -> None:
     ]
     assert a.delete_user("dan") == 5 and a.count("dan") == 0 and a.users() == ["eve"]
     assert a.version("dan") == (0, 0)
+
+
+def test_a_saved_store_path_is_opened_only_if_it_is_a_feedback_store(
+    router: Any, tmp_path: Path
+) -> None:
+    """A saved router names its SQLite store; loading never creates or alters another file."""
+    db = tmp_path / "fb.db"
+    live = lr.load_router(_saved(router, tmp_path / "r0"), store=f"sqlite:///{db}")
+    live.save(tmp_path / "r")
+    reloaded = lr.load_router(tmp_path / "r")
+    assert reloaded.feedback_store.url == f"sqlite:///{db}"
+    for store in (live.feedback_store, reloaded.feedback_store):
+        store.close()
+    other = tmp_path / "other.db"  # somebody else's database at the saved path
+    for path in tmp_path.glob("fb.db*"):
+        path.unlink()
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE accounts (id INTEGER)")
+    conn.commit()
+    conn.close()
+    other.rename(db)
+    with pytest.raises(lr.PersistenceError, match="not a feedback store"):
+        lr.load_router(tmp_path / "r")
+    tables = sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("accounts",)]
+    db.unlink()
+    with pytest.raises(lr.PersistenceError, match="no feedback store"):
+        lr.load_router(tmp_path / "r")
+    assert not db.exists()
+    fresh = lr.load_router(tmp_path / "r", store=f"sqlite:///{db}")  # the caller's choice
+    assert fresh.feedback_store.count() == 0 and db.exists()
+
+
+def _saved(router: Any, path: Path) -> Path:
+    router.save(path)
+    return path
