@@ -154,7 +154,7 @@ class ExecutionResult:
         cost_source: ``"provider"`` (LiteLLM's cost calculation or a custom provider's
             reported cost), ``"pool"`` (pool prices x tokens), ``"max_price"`` (no price
             known and none reported: the executor's ``max_price`` x tokens) or ``"unknown"``
-            (0).
+            (0; :attr:`known_cost` is then ``None``).
         latency_s: Wall time of the whole request (routing, retries, fallbacks) in seconds.
         response: The raw LiteLLM ``ModelResponse`` (tool calls, finish reason, ...).
         steps: When the decision carried a plan: one :class:`Step` per model of the plan
@@ -183,6 +183,12 @@ class ExecutionResult:
     steps: tuple[Step, ...] = ()
 
     @property
+    def known_cost(self) -> float | None:
+        """:attr:`cost`, or ``None`` when no price was known and the provider reported none
+        (``cost_source == "unknown"``): an unknown cost, not a free call."""
+        return None if self.cost_source == "unknown" else self.cost
+
+    @property
     def fell_back(self) -> bool:
         """Whether a model other than the routed one answered (for a plan: whether a model
         of it failed)."""
@@ -205,7 +211,7 @@ class ExecutionResult:
             "answer": self.answer,
             "model": self.model,
             "litellm_model": self.litellm_model,
-            "cost": self.cost,
+            "cost": self.known_cost,
             "cost_source": self.cost_source,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

@@ -486,7 +486,7 @@ class RoutedChatModel(BaseChatModel):
             "model_name": result.model,
             "litellm_model": result.litellm_model,
             "finish_reason": finish_reason(result.response),
-            "cost": result.cost,
+            "cost": result.known_cost,
             "cost_source": result.cost_source,
             "fell_back": result.fell_back,
             "decision": result.decision.to_dict() if result.decision is not None else None,
@@ -521,7 +521,7 @@ class RoutedChatModel(BaseChatModel):
         return {
             "model": result.model,
             "litellm_model": result.litellm_model,
-            "cost": result.cost,
+            "cost": result.known_cost,
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
             "fell_back": result.fell_back,

@@ -438,7 +438,7 @@ def from_execution_result(result: Any, *, streamed_text: str | None = None) -> C
         delta="" if streamed_text is not None else None,
         additional_kwargs={
             "model": result.model,
-            "cost": result.cost,
+            "cost": result.known_cost,
             "prompt_tokens": result.input_tokens,
             "completion_tokens": result.output_tokens,
             "total_tokens": result.input_tokens + result.output_tokens,
