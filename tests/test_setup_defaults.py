@@ -14,11 +14,11 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from typer.testing import CliRunner
 
 import llmrouter_core as lr
