@@ -57,7 +57,7 @@ from llmrouter_core.execution import (
     NoEligibleModelError,
     StreamChunk,
 )
-from llmrouter_core.integration import build_executor, renamed_options
+from llmrouter_core.integration import build_executor, check_tool_call, renamed_options
 from llmrouter_core.pool import estimate_tokens
 
 __all__ = ["ROUTER_ENV", "RoutedChatModel", "RoutingInput", "RoutingText"]
@@ -145,6 +145,12 @@ class RoutedChatModel(BaseChatModel):
         executor_options: Further :class:`~llmrouter_core.execution.Executor` arguments
             (``backoff``, ``max_price``, ...; those with a field of their own go there).
         trust_endpoints: Use the endpoints and key variables saved with a router directory.
+        strict_tool_calls: A call with tools answered without the tool call it needed (a
+            required tool choice, as ``with_structured_output`` sends, or a ``replay/`` or
+            ``local/`` model, which answers with text only) raises
+            :class:`~llmrouter_core.errors.MissingToolCallError`. Without it the answer
+            is returned with the problem in ``response_metadata["warnings"]`` and a
+            :class:`~llmrouter_core.integration.ToolCallWarning` is issued.
 
     Example:
         >>> from langchain_llmrouter import RoutedChatModel            # doctest: +SKIP
@@ -174,6 +180,7 @@ class RoutedChatModel(BaseChatModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     executor_options: dict[str, Any] = Field(default_factory=dict)
     trust_endpoints: bool = False
+    strict_tool_calls: bool = False
 
     model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
 
@@ -480,9 +487,22 @@ class RoutedChatModel(BaseChatModel):
         return await manager.on_chain_start(None, inputs, name=name)
 
     # -- results -----------------------------------------------------------------------------
+    def _check_tools(self, call: _Call, result: ExecutionResult) -> list[str]:
+        """Warnings about the answer: a call with tools answered without the tool call it
+        needed (an error with ``strict_tool_calls``)."""
+        message = check_tool_call(
+            result,
+            tools=call.kwargs.get("tools"),
+            tool_choice=call.kwargs.get("tool_choice"),
+            strict=self.strict_tool_calls,
+            stacklevel=6,
+        )
+        return [] if message is None else [message]
+
     @staticmethod
-    def _metadata(result: ExecutionResult) -> dict[str, Any]:
+    def _metadata(result: ExecutionResult, warnings: list[str] | None = None) -> dict[str, Any]:
         return {
+            "warnings": list(warnings or []),
             "model_name": result.model,
             "litellm_model": result.litellm_model,
             "finish_reason": finish_reason(result.response),
@@ -493,17 +513,19 @@ class RoutedChatModel(BaseChatModel):
             "attempts": [a.to_dict() for a in result.attempts],
         }
 
-    def _message(self, result: ExecutionResult) -> AIMessage:
+    def _message(self, result: ExecutionResult, call: _Call) -> AIMessage:
         tool_calls, invalid = response_tool_calls(result.tool_calls)
         return AIMessage(
             content=result.answer,
             tool_calls=tool_calls,
             invalid_tool_calls=invalid,
             usage_metadata=usage_metadata(result.input_tokens, result.output_tokens),
-            response_metadata=self._metadata(result),
+            response_metadata=self._metadata(result, self._check_tools(call, result)),
         )
 
-    def _last_chunk(self, result: ExecutionResult, run_id: str | None) -> ChatGenerationChunk:
+    def _last_chunk(
+        self, result: ExecutionResult, run_id: str | None, call: _Call
+    ) -> ChatGenerationChunk:
         chunks = getattr(result.response, "chunks", ())
         return ChatGenerationChunk(
             message=AIMessageChunk(
@@ -511,7 +533,7 @@ class RoutedChatModel(BaseChatModel):
                 id=run_id,
                 tool_call_chunks=stream_tool_call_chunks(chunks),
                 usage_metadata=usage_metadata(result.input_tokens, result.output_tokens),
-                response_metadata=self._metadata(result),
+                response_metadata=self._metadata(result, self._check_tools(call, result)),
                 chunk_position="last",
             )
         )
@@ -573,7 +595,7 @@ class RoutedChatModel(BaseChatModel):
             raise
         if child is not None:
             child.on_chain_end(self._child_outputs(result))
-        return ChatResult(generations=[ChatGeneration(message=self._message(result))])
+        return ChatResult(generations=[ChatGeneration(message=self._message(result, call))])
 
     async def _agenerate(
         self,
@@ -602,7 +624,7 @@ class RoutedChatModel(BaseChatModel):
             raise
         if child is not None:
             await child.on_chain_end(self._child_outputs(result))
-        return ChatResult(generations=[ChatGeneration(message=self._message(result))])
+        return ChatResult(generations=[ChatGeneration(message=self._message(result, call))])
 
     def _stream(
         self,
@@ -649,7 +671,7 @@ class RoutedChatModel(BaseChatModel):
                         emit.on_llm_new_token(item.text, chunk=chunk)
                     yield chunk
                     continue
-                last = self._last_chunk(item, run_id)
+                last = self._last_chunk(item, run_id, call)
                 if emit is not None:
                     emit.on_llm_new_token("", chunk=last)
                 if child is not None:
@@ -686,7 +708,7 @@ class RoutedChatModel(BaseChatModel):
                         await emit.on_llm_new_token(item.text, chunk=chunk)
                     yield chunk
                     continue
-                last = self._last_chunk(item, run_id)
+                last = self._last_chunk(item, run_id, call)
                 if emit is not None:
                     await emit.on_llm_new_token("", chunk=last)
                 if child is not None:
