@@ -162,9 +162,7 @@ def test_an_unknown_cost_reads_unknown() -> None:
     provider = ScriptedProvider({"small": "4", "large": "four"})
     priced = provider.pool()
     # no prices, and the scripted provider reports no cost
-    pool = lr.Pool(
-        dataclasses.replace(s, input_price=None, output_price=None) for s in priced
-    )
+    pool = lr.Pool(dataclasses.replace(s, input_price=None, output_price=None) for s in priced)
     router = dummy_router({"small": 0.5, "large": 0.9}, {"small": 0.001, "large": 0.01}, priced)
     result = Executor(router, pool=pool).complete("What is 2 + 2?")
     assert result.cost_source == "unknown"
@@ -180,9 +178,7 @@ def test_the_defect_report_is_logged_once(caplog, monkeypatch) -> None:  # type:
     with caplog.at_level(logging.INFO, logger="llmrouter_core.data"):
         lr.load_dataset("routerbench")
         lr.load_dataset("routerbench")
-    shown = [
-        r for r in caplog.records if r.name.endswith("defects") and r.levelno >= logging.INFO
-    ]
+    shown = [r for r in caplog.records if r.name.endswith("defects") and r.levelno >= logging.INFO]
     assert len(shown) == 1, [r.getMessage()[:80] for r in shown]
     assert "duplicate" in shown[0].getMessage()
 

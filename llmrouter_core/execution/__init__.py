@@ -42,6 +42,7 @@ from llmrouter_core.execution.results import (
     ExecutionResult,
     InvalidRequestError,
     NoEligibleModelError,
+    NoToolModelError,
     StreamChunk,
     StreamInterruptedError,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "KeyPool",
     "KeysError",
     "NoEligibleModelError",
+    "NoToolModelError",
     "PoolOrderRouter",
     "Request",
     "Reservation",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ __all__ = [
     "ExecutionResult",
     "InvalidRequestError",
     "NoEligibleModelError",
+    "NoToolModelError",
     "Outcome",
     "Step",
     "StepOutcome",
@@ -258,6 +259,19 @@ class NoEligibleModelError(ExecutionError):
         reasons = "; ".join(f"{m}: {why}" for m, why in excluded.items())
         super().__init__(f"no model of the pool can serve this request ({reasons})")
         self.excluded = dict(excluded)
+
+
+class NoToolModelError(NoEligibleModelError):
+    """A request with tools, and no pool model supports tools."""
+
+    def __init__(self, models: Sequence[str]) -> None:
+        super().__init__(dict.fromkeys(models, "does not support tools"))
+        message = (
+            f"no pool model supports tools (the pool has: {', '.join(models)}); give the pool "
+            "tool-capable models (supports_tools: true for those that take tools) or call "
+            "without tools"
+        )
+        self.args = (message,)
 
 
 class AllModelsFailedError(ExecutionError):
