@@ -163,7 +163,9 @@ def _default_knob(router: Any) -> float | None:
         chosen = point()
     except (AttributeError, NotFittedError):  # a router without a training curve
         return None
-    err_console.print(f"[dim]knob: {plain(chosen.describe())}; --cost-weight changes it[/]")
+    err_console.print(
+        f"[dim]knob: {plain(chosen.describe())}; --cost-weight changes it[/]", soft_wrap=True
+    )
     return float(chosen.cost_weight)
 
 
