@@ -53,6 +53,8 @@ _EXPORTS: dict[str, str] = {
     "load_router": "llmrouter_core.persistence",
     "make_router": "llmrouter_core.router",
     "register_router": "llmrouter_core.registry",
+    "replay_pool": "llmrouter_core.providers.replay",
+    "set_replay_data": "llmrouter_core.providers.replay",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -95,6 +97,7 @@ if TYPE_CHECKING:  # pragma: no cover
         UtilityPolicy,
     )
     from llmrouter_core.pool import ModelSpec, Pool
+    from llmrouter_core.providers.replay import replay_pool, set_replay_data
     from llmrouter_core.registry import Composition, get_router, list_routers, register_router
     from llmrouter_core.router import Router, make_router
     from llmrouter_core.scoring import Scorer

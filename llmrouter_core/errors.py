@@ -13,6 +13,7 @@ __all__ = [
     "JudgeError",
     "LLMRouterError",
     "MissingExtraError",
+    "MissingToolCallError",
     "NotFittedError",
     "PersistenceError",
     "UnknownModelError",
@@ -69,3 +70,8 @@ class MissingExtraError(LLMRouterError, ImportError):
             f"{package} is required{purpose}; "
             f"install it with: pip install 'llmrouter-core[{extra}]'"
         )
+
+
+class MissingToolCallError(LLMRouterError, RuntimeError):
+    """A call with tools was answered without the tool call it needed (an adapter's strict
+    mode; otherwise a :class:`~llmrouter_core.integration.ToolCallWarning`)."""

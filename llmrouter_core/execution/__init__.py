@@ -47,6 +47,7 @@ from llmrouter_core.execution.results import (
     ExecutionResult,
     InvalidRequestError,
     NoEligibleModelError,
+    NoToolModelError,
     StreamChunk,
     StreamInterruptedError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "KeyPool",
     "KeysError",
     "NoEligibleModelError",
+    "NoToolModelError",
     "PoolOrderRouter",
     "Request",
     "Reservation",

@@ -135,7 +135,9 @@ class Executor:
         router: A fitted router (anything with ``models_``, ``pool_`` and ``route``).
         pool: The pool used to call the models (default: the router's). Use it to point a
             trained router at other endpoints, e.g. ``replay/<model>`` ids that answer with
-            recorded responses. It must contain every model the router knows.
+            recorded responses. It must contain every model the router knows. With
+            ``LLMROUTER_REPLAY_DATA`` set, the router's own pool is called as ``replay/<name>``
+            (:func:`~llmrouter_core.providers.replay.replay_from_env`).
         budget: A shared spend limit: a :class:`Budget` (one for all requests), a
             :class:`BudgetManager` (one per ``user``), or a number of USD.
         keys: API keys: a :class:`KeyPool`, an ``API_KEYS``-formatted string, or ``None`` to
@@ -193,7 +195,10 @@ class Executor:
             raise NotFittedError(
                 f"{type(router).__name__} is not fitted; fit it or load a trained router"
             ) from None
-        pool = pool if pool is not None else router.pool_
+        if pool is None:
+            from llmrouter_core.providers.replay import replay_from_env
+
+            pool = replay_from_env(router.pool_)
         missing = [m for m in models if m not in pool]
         if missing:
             raise UnknownModelError(
@@ -530,7 +535,7 @@ class Executor:
 
         model = request.model
         if model is not None:
-            if model not in self.pool:
+            if model not in self.pool.names:
                 raise UnknownModelError(
                     f"unknown model {model!r}; the pool has: {', '.join(self.pool.names)}"
                 )

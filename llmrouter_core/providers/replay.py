@@ -55,6 +55,7 @@ __all__ = [
     "ReplayStore",
     "get_replay_store",
     "register_replay_provider",
+    "replay_from_env",
     "replay_pool",
     "set_replay_data",
 ]
@@ -310,6 +311,48 @@ def replay_pool(pool: Pool | Sequence[str]) -> Pool:
     return Pool(
         replace(s, litellm_model=f"{REPLAY_PROVIDER}/{s.name}", api_base=None, api_key_env=None)
         for s in base
+    )
+
+
+#: Providers that answer in this process: a pool model already called through one of them is
+#: left as it is by :func:`replay_from_env`.
+_IN_PROCESS = ("replay", "local", "scripted")
+_switch_logged = False
+
+
+def replay_from_env(pool: Pool) -> Pool:
+    """``pool`` with its remote models called as ``replay/<name>`` when
+    ``LLMROUTER_REPLAY_DATA`` is set (else ``pool`` unchanged).
+
+    The executor applies this to a router's own pool (no ``pool=`` given), so setting the
+    variable is enough to run a saved router on recorded answers. Models already answered in
+    this process (``replay/``, ``local/``, scripted or other registered providers) keep their
+    provider.
+    """
+    global _switch_logged
+    if not os.environ.get(REPLAY_DATA_ENV, "").strip():
+        return pool
+    from dataclasses import replace
+
+    from llmrouter_core.providers._registry import registered_providers
+
+    ours = set(_IN_PROCESS) | set(registered_providers())
+    switched = [s for s in pool if s.litellm_model.partition("/")[0] not in ours]
+    if not switched:
+        return pool
+    if not _switch_logged:
+        _switch_logged = True
+        logger.info(
+            "replay: %s is set; calling %d pool models as replay/<name>",
+            REPLAY_DATA_ENV,
+            len(switched),
+        )
+    names = {s.name for s in switched}
+    return Pool(
+        replace(s, litellm_model=f"{REPLAY_PROVIDER}/{s.name}", api_base=None, api_key_env=None)
+        if s.name in names
+        else s
+        for s in pool
     )
 
 

@@ -18,6 +18,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def fresh_defect_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sees its loads' defect reports logged as a first load would (a report is
+    logged once per process; later loads of the same defects log at DEBUG)."""
+    from llmrouter_core.data import defects
+
+    monkeypatch.setattr(defects, "_logged", set())
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = Path(os.environ.get("LLMROUTER_DATA_DIR") or REPO / ".." / "shared" / "data")

@@ -84,7 +84,10 @@ class RoutedLM(dspy.LM):
             stays the routing id).
         max_cost: Per-call cap in USD.
         budget: A spend limit shared by every call (see :class:`~llmrouter_core.execution.Budget`).
-        routing_text: What the router reads: ``"last_user"`` (default),
+        routing_text: What the router reads: ``"fields"`` (default: the text of the input
+            fields of the last user message, without the field markers and output
+            instructions that DSPy's chat and JSON adapters add, see
+            :func:`input_fields_text`), ``"last_user"`` (that message as sent),
             ``"conversation"``, ``"retrieval"`` (the current query and the
             ``retrieval_top_k`` earlier user turns most similar to it) or a callable
             ``messages -> str``.
@@ -142,6 +145,10 @@ class RoutedLM(dspy.LM):
         options = dict(executor_options or {})
         if routing_text is None and "routing_text" in options:  # where it used to be given
             routing_text = options.pop("routing_text")
+        from llmrouter_core.execution import Executor
+
+        if routing_text is None and not isinstance(router, Executor):
+            routing_text = "fields"
         executor, router_path = build_executor(
             router,
             pool=pool,
@@ -149,7 +156,7 @@ class RoutedLM(dspy.LM):
             cost_weight=cost_weight,
             model=model,
             max_cost=max_cost,
-            routing_text=routing_text,
+            routing_text=input_fields_text if routing_text == "fields" else routing_text,
             retrieval_top_k=retrieval_top_k,
             options=options,
             trust_endpoints=trust_endpoints,
@@ -470,6 +477,42 @@ def replay_calls(calls: Sequence[RoutedCall]) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+_FIELD = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
+#: The output instructions DSPy's chat and JSON adapters end the current request with.
+_OUTPUT_REQUIREMENTS = re.compile(
+    r"\n*Respond with (the corresponding output fields|a JSON object)"
+)
+
+
+def input_fields_text(messages: list[dict[str, Any]]) -> str:
+    """What a routed DSPy call is routed on: the values of the input fields of the last user
+    message, one paragraph each, without DSPy's ``[[ ## field ## ]]`` markers and output
+    instructions (a message without markers is read as it is).
+
+    Example:
+        >>> msg = ("[[ ## question ## ]]\nWhat is 2 + 2?\n\nRespond with the corresponding "
+        ...        "output fields, starting with the field `[[ ## answer ## ]]`.")
+        >>> input_fields_text([{"role": "user", "content": msg}])
+        'What is 2 + 2?'
+    """
+    from llmrouter_core.execution import content_text
+
+    users = [m for m in messages if m.get("role") == "user"]
+    text = content_text((users or messages[-1:] or [{}])[-1].get("content"))
+    markers = list(_FIELD.finditer(text))
+    if not markers:
+        return text
+    values = []
+    for k, marker in enumerate(markers):
+        end = markers[k + 1].start() if k + 1 < len(markers) else len(text)
+        value = text[marker.end() : end]
+        if k + 1 == len(markers):
+            cut = _OUTPUT_REQUIREMENTS.search(value)
+            value = value[: cut.start()] if cut else value
+        values.append(value.strip())
+    return "\n\n".join(v for v in values if v) or text
 
 
 def _register(

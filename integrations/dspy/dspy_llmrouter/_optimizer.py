@@ -433,7 +433,10 @@ def load_program(
         raise DataError(f"{file} is not a DSPy program state")
     state.pop("metadata", None)
     routed: dict[str, RoutedLM] = {}
-    for name, entry in state.items():
+    # A bare Predict saves its own state flat (its one predictor is named "self"); a module
+    # saves one entry per predictor.
+    entries = {"self": state} if isinstance(program, dspy.Predict) else state
+    for name, entry in entries.items():
         lm_state = entry.get("lm") if isinstance(entry, dict) else None
         if (
             isinstance(lm_state, dict)

@@ -220,7 +220,7 @@ def routing_record(result: Any) -> dict[str, Any]:
     """What a response carries about its routing (JSON-safe)."""
     return {
         "model": result.model,
-        "cost": result.cost,
+        "cost": result.known_cost,
         "cost_source": result.cost_source,
         "decision": None if result.decision is None else result.decision.to_dict(),
         "attempts": [a.to_dict() for a in result.attempts],

@@ -61,6 +61,7 @@ from llmrouter_core.execution import (
 from llmrouter_core.execution._support import routing_text as _routing_text
 from llmrouter_core.integration import (
     build_executor,
+    check_tool_call,
     renamed_options,
     send_feedback,
     user_from_metadata,
@@ -155,6 +156,12 @@ class RoutedChatModel(BaseChatModel):
         executor_options: Further :class:`~llmrouter_core.execution.Executor` arguments
             (``backoff``, ``max_price``, ...; those with a field of their own go there).
         trust_endpoints: Use the endpoints and key variables saved with a router directory.
+        strict_tool_calls: A call with tools answered without the tool call it needed (a
+            required tool choice, as ``with_structured_output`` sends, or a ``replay/`` or
+            ``local/`` model, which answers with text only) raises
+            :class:`~llmrouter_core.errors.MissingToolCallError`. Without it the answer
+            is returned with the problem in ``response_metadata["warnings"]`` and a
+            :class:`~llmrouter_core.integration.ToolCallWarning` is issued.
 
     Example:
         >>> from langchain_llmrouter import RoutedChatModel            # doctest: +SKIP
@@ -184,6 +191,7 @@ class RoutedChatModel(BaseChatModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     executor_options: dict[str, Any] = Field(default_factory=dict)
     trust_endpoints: bool = False
+    strict_tool_calls: bool = False
 
     model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
 
@@ -579,15 +587,32 @@ class RoutedChatModel(BaseChatModel):
         return await manager.on_chain_start(None, inputs, name=name)
 
     # -- results -----------------------------------------------------------------------------
+    def _check_tools(self, call: _Call | None, result: ExecutionResult) -> list[str]:
+        """Warnings about the answer: a call with tools answered without the tool call it
+        needed (an error with ``strict_tool_calls``)."""
+        if call is None:
+            return []
+        message = check_tool_call(
+            result,
+            tools=call.kwargs.get("tools"),
+            tool_choice=call.kwargs.get("tool_choice"),
+            strict=self.strict_tool_calls,
+            stacklevel=6,
+        )
+        return [] if message is None else [message]
+
     @staticmethod
-    def _metadata(result: ExecutionResult, call: _Call | None = None) -> dict[str, Any]:
+    def _metadata(
+        result: ExecutionResult, call: _Call | None = None, warnings: list[str] | None = None
+    ) -> dict[str, Any]:
         return {
             "user": None if call is None else call.kwargs.get("user"),
             "routing_text": None if call is None else call.routing_text,
+            "warnings": list(warnings or []),
             "model_name": result.model,
             "litellm_model": result.litellm_model,
             "finish_reason": finish_reason(result.response),
-            "cost": result.cost,
+            "cost": result.known_cost,
             "cost_source": result.cost_source,
             "fell_back": result.fell_back,
             "decision": result.decision.to_dict() if result.decision is not None else None,
@@ -601,7 +626,7 @@ class RoutedChatModel(BaseChatModel):
             tool_calls=tool_calls,
             invalid_tool_calls=invalid,
             usage_metadata=usage_metadata(result.input_tokens, result.output_tokens),
-            response_metadata=self._metadata(result, call),
+            response_metadata=self._metadata(result, call, self._check_tools(call, result)),
         )
 
     def _last_chunk(
@@ -614,7 +639,7 @@ class RoutedChatModel(BaseChatModel):
                 id=run_id,
                 tool_call_chunks=stream_tool_call_chunks(chunks),
                 usage_metadata=usage_metadata(result.input_tokens, result.output_tokens),
-                response_metadata=self._metadata(result, call),
+                response_metadata=self._metadata(result, call, self._check_tools(call, result)),
                 chunk_position="last",
             )
         )
@@ -624,7 +649,7 @@ class RoutedChatModel(BaseChatModel):
         return {
             "model": result.model,
             "litellm_model": result.litellm_model,
-            "cost": result.cost,
+            "cost": result.known_cost,
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
             "fell_back": result.fell_back,

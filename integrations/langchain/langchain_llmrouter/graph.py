@@ -11,7 +11,11 @@ models with an aggregator.
   verdict.
 
 Every node works under a checkpointer (state holds only messages and JSON-safe dicts) and
-with ``stream_mode="messages"`` (model tokens stream once; the judge's do not stream).
+with ``stream_mode="messages"`` (model tokens stream once; the judge's do not stream; a
+fan-out shows only the answer it keeps, unless ``stream_candidates=True`` streams every
+candidate with a tag). The decision is recorded in the state under ``routing``
+(``Decision.to_dict()``: ``model``, ``ranked``, ``quality``, ``cost``, ``reason``, and a
+fan-out's ``plan`` and ``fanout``).
 
 Example:
     >>> from langgraph.graph import END, START, StateGraph        # doctest: +SKIP
@@ -45,6 +49,7 @@ from llmrouter_core.integration import fan_out_decision
 from llmrouter_core.policy import FanOutPolicy
 
 __all__ = [
+    "CANDIDATE_TAG",
     "FanOutState",
     "RouterState",
     "create_fanout_nodes",
@@ -53,6 +58,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Tag of a fan-out candidate's model run (``create_fanout_nodes(stream_candidates=True)``):
+#: in ``stream_mode="messages"`` its chunks carry it in ``metadata["tags"]``, with
+#: ``candidate:<model>``, so a UI can leave them out or show them apart.
+CANDIDATE_TAG = "llmrouter:candidate"
 
 
 def _add_candidates(
@@ -178,6 +188,7 @@ def create_fanout_nodes(
     decision_key: str = "routing",
     candidates_key: str = "candidates",
     cost_weight: float | None = None,
+    stream_candidates: bool = False,
 ) -> tuple[
     RunnableLambda[Any, Command[Any]],
     RunnableLambda[Any, dict[str, Any]],
@@ -216,6 +227,13 @@ def create_fanout_nodes(
             (candidates, chosen model, how it was chosen).
         candidates_key: State key of the candidate answers (reset at every fan-out).
         cost_weight: lambda for the ranking (default: the model's).
+        stream_candidates: What ``stream_mode="messages"`` shows. ``False`` (the default):
+            only the chosen answer, as one message when the aggregator has kept it (the
+            candidates' tokens are not streamed: which answer is kept is known only once
+            they have all arrived). ``True``: every candidate's tokens as they come, each
+            chunk tagged :data:`CANDIDATE_TAG` and ``candidate:<model>`` in
+            ``metadata["tags"]``; the chosen one is then named in the state's
+            ``routing["fanout"]["chosen"]``.
 
     Returns:
         ``(fan_out, worker, aggregator)`` nodes.
@@ -244,14 +262,20 @@ def create_fanout_nodes(
         # share this process's clock).
         return {"model": name, "message": message, "arrived": time.monotonic()}
 
+    def candidate_model(name: str) -> Any:
+        tags = [CANDIDATE_TAG, f"candidate:{name}"] if stream_candidates else [TAG_NOSTREAM]
+        return model.with_config(tags=tags)
+
     def work(payload: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
         name = str(payload["model"])
-        message = model.invoke(list(payload[messages_key]), config, model=name)
+        message = candidate_model(name).invoke(list(payload[messages_key]), config, model=name)
         return {candidates_key: [_candidate(name, message)]}
 
     async def awork(payload: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
         name = str(payload["model"])
-        message = await model.ainvoke(list(payload[messages_key]), config, model=name)
+        message = await candidate_model(name).ainvoke(
+            list(payload[messages_key]), config, model=name
+        )
         return {candidates_key: [_candidate(name, message)]}
 
     def by_quality(candidates: list[dict[str, Any]], routing: Mapping[str, Any]) -> int:

@@ -42,3 +42,20 @@ def test_optimize_assignment_example(data_dir: Any, capsys: pytest.CaptureFixtur
     assert set(results) == {"tuned", *models}
     assert all(math.isfinite(r.objective) and r.n == 20 for r in results.values())
     assert "chosen on 30 dev prompts" in capsys.readouterr().out
+
+
+def test_bootstrap_then_assign_example(capsys: pytest.CaptureFixture[str]) -> None:
+    example = _load("dspy_bootstrap_and_assign")
+    out = example.main()
+    assert "bootstrapped demos per stage" in capsys.readouterr().out
+    # the cheap model writes the expressions, the strong one computes (the cheap one errs)
+    assignment = {name: policy.label for name, policy in out["assignment"].items()}
+    assert assignment == {"extract": example.CHEAP, "compute": example.STRONG}
+    # DSPy's BootstrapFewShot demos survived save + load_program ...
+    assert all(n >= 2 for n in out["demos"].values())
+    # ... and are rendered into the prompts the models received
+    last = out["calls"][-1]
+    assert len([m for m in last.messages if m["role"] == "user"]) > 1
+    tuned, loaded = out["results"]["tuned"], out["results"]["loaded"]
+    assert loaded.quality == tuned.quality == 1.0
+    assert loaded.cost == pytest.approx(tuned.cost)

@@ -150,7 +150,14 @@ def tool_pool(router: Any) -> Any:
     from llmrouter_core.pool import Pool
 
     replayed = replay_pool(router)
-    priced = litellm_prices(router.models_)
+    # LiteLLM's published prices; where it has none, the router's (fitted to RouterBench's
+    # recorded costs), so every call's cost is known.
+    listed = litellm_prices(router.models_)
+    priced = Pool(
+        s if s.has_prices else replace(s, input_price=router.pool_[s.name].input_price,
+                                       output_price=router.pool_[s.name].output_price)
+        for s in listed
+    )
     specs = []
     for spec in scripted_pool(priced, models=[m for m in TOOL_MODELS if m in priced]):
         if not spec.litellm_model.startswith("scripted/"):

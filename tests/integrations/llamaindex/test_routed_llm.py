@@ -166,16 +166,18 @@ def test_metadata_reflects_the_pool(knn_router: Any, replay_pool: Any, tool_pool
 
     # Recorded answers: no window is known and no tool call can come back, whatever LiteLLM's
     # table says of the original models.
-    meta = RoutedLLM(knn_router, pool=replay_pool).metadata
+    replayed = RoutedLLM(knn_router, pool=replay_pool)
+    meta = replayed.metadata
     assert meta.context_window == DEFAULT_CONTEXT_WINDOW
     assert meta.is_chat_model
-    assert not meta.is_function_calling_model
+    assert meta.is_function_calling_model and replayed.tool_models == []
     # Called through OpenAI, LiteLLM's table applies: it knows the windows of the two OpenAI
     # models only, and the smallest one bounds prompts.
     openai = Pool(replace(s, litellm_model=f"openai/{s.name}") for s in replay_pool)
     meta = RoutedLLM(knn_router, pool=openai).metadata
     assert meta.context_window == 16385
-    assert meta.is_function_calling_model  # gpt-3.5/4 accept tools
+    # gpt-3.5/4 accept tools
+    assert set(RoutedLLM(knn_router, pool=openai).tool_models) >= {"gpt-4-1106-preview"}
     fixed = RoutedLLM(knn_router, pool=openai, model="gpt-4-1106-preview")
     assert fixed.metadata.context_window == 128000
 
@@ -187,7 +189,7 @@ def test_metadata_reflects_the_pool(knn_router: Any, replay_pool: Any, tool_pool
     )
     meta = RoutedLLM(PoolOrderRouter(plain)).metadata
     assert meta.context_window == 2048
-    assert not meta.is_function_calling_model
+    assert RoutedLLM(PoolOrderRouter(plain)).tool_models == []
     assert set(RoutedLLM(knn_router, pool=tool_pool).tool_models) == set(TOOL_MODELS)
 
 
@@ -297,8 +299,8 @@ def test_tools_without_a_tool_capable_model_fail_clearly(knn_router: Any, replay
 
     pool = Pool([ModelSpec("small", litellm_model="replay/small")])
     llm = RoutedLLM(PoolOrderRouter(pool))
-    assert not llm.metadata.is_function_calling_model
-    with pytest.raises(NoEligibleModelError, match="does not support tools"):
+    assert llm.tool_models == []
+    with pytest.raises(NoEligibleModelError, match="no pool model supports tools"):
         llm.chat_with_tools([_multiply_tool([])], user_msg="Multiply 2 by 3")
 
 

@@ -65,3 +65,31 @@ def test_budget_agent(capsys: pytest.CaptureFixture[str]) -> None:
     # Quality first runs out of money; pacing answers more questions with the same budget.
     assert first["stopped"] is not None
     assert len(paced["answered"]) > len(first["answered"])
+
+
+def test_agentic_graph_with_router_node_fanout_and_checkpointer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import lc_testkit as kit
+
+    example = load("langgraph_agentic_graph")
+    out = example.main(["--questions", "6", "--train", "600"])
+    assert "one thread, 12 messages" in capsys.readouterr().out
+    rows = out["rows"]
+    assert {r["path"] for r in rows} == {"answer", "fan_out"}  # both branches taken
+    for row in rows:
+        # every answer is what the answering model really said to that question
+        assert row["answer"] == kit.recorded(row["question"], row["model"])[0]
+        if row["path"] == "fan_out":
+            assert len(row["candidates"]) == 2 and row["model"] in row["candidates"]
+            assert example.STRONG in row["candidates"]
+        else:
+            assert row["model"] != example.STRONG and row["candidates"] == []
+        assert row["cost"] > 0
+    # the checkpointer kept the whole conversation in one thread, in order
+    history = out["history"]
+    assert [m.content for m in history[0::2]] == [r["question"] for r in rows]
+    assert [m.content for m in history[1::2]] == [r["answer"] for r in rows]
+    # streamed as a chat UI sees it: one answer, the kept one
+    texts = [text for text, _ in out["streamed"]]
+    assert "".join(texts) == rows[0]["answer"]

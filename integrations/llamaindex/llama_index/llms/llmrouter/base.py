@@ -34,7 +34,9 @@ from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPU
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.types import PydanticProgramMode
 
+from llmrouter_core.execution import NoToolModelError
 from llmrouter_core.integration import build_executor, renamed_options, send_feedback
 
 __all__ = ["RoutedLLM", "from_execution_result", "to_openai_messages"]
@@ -56,11 +58,16 @@ class RoutedLLM(FunctionCallingLLM):
     (or ``model`` pins one), requests with tools only go to models that support tools,
     failures are retried and fall back down the ranking, and budgets are enforced. Each
     response's ``additional_kwargs`` carry the model that answered, its USD cost, the token
-    counts and the routing decision; ``raw`` is the answering model's LiteLLM response.
+    counts and the routing decision; ``raw`` is the answering model's LiteLLM response. The
+    message's ``additional_kwargs`` carry the model and cost too (an agent's output is the
+    message).
 
     ``metadata`` describes the pool: the context window is the smallest one among the pool
-    models that may answer (so a prompt packed to it fits any of them), and the LLM is a
-    function-calling model only if at least one pool model supports tools.
+    models that may answer (so a prompt packed to it fits any of them). It is always a
+    function-calling model; a call with tools when no pool model supports tools
+    (:attr:`tool_models` is empty) raises
+    :class:`~llmrouter_core.execution.NoToolModelError`, and structured outputs of such a
+    pool are then prompted for (``pydantic_program_mode="llm"``).
 
     The options shared by the three adapters mean the same in each (see
     :mod:`llmrouter_core.integration`); ``fixed_model`` is the deprecated old name of
@@ -149,6 +156,9 @@ class RoutedLLM(FunctionCallingLLM):
             trust_endpoints=trust_endpoints,
             owner="RoutedLLM",
         )
+        if not _capable(executor, [model] if model else executor.models, "tools"):
+            # Structured outputs by prompting, not by a tool call no pool model can make.
+            kwargs.setdefault("pydantic_program_mode", PydanticProgramMode.LLM)
         super().__init__(
             router_path=path,
             cost_weight=cost_weight,
@@ -202,7 +212,9 @@ class RoutedLLM(FunctionCallingLLM):
             context_window=min(known) if known else DEFAULT_CONTEXT_WINDOW,
             num_output=self.max_tokens or DEFAULT_NUM_OUTPUTS,
             is_chat_model=True,
-            is_function_calling_model=bool(self.tool_models),
+            # It is a FunctionCallingLLM: with tools, a pool without tool-capable models fails
+            # with NoToolModelError, which names them (see tool_models).
+            is_function_calling_model=True,
             model_name=name,
         )
 
@@ -344,6 +356,8 @@ class RoutedLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> dict[str, Any]:
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+        if specs and not self.tool_models:
+            raise NoToolModelError(self._candidates())
         messages = list(chat_history or [])
         if isinstance(user_msg, str):
             user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
@@ -466,6 +480,8 @@ def from_execution_result(result: Any, *, streamed_text: str | None = None) -> C
             )
         )
     message = ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
+    # On the message too: an agent's output (AgentOutput.response) is the message.
+    message.additional_kwargs.update(model=result.model, cost=result.known_cost)
     if calls:
         message.additional_kwargs["tool_calls"] = calls
     return ChatResponse(
@@ -474,7 +490,7 @@ def from_execution_result(result: Any, *, streamed_text: str | None = None) -> C
         delta="" if streamed_text is not None else None,
         additional_kwargs={
             "model": result.model,
-            "cost": result.cost,
+            "cost": result.known_cost,
             "prompt_tokens": result.input_tokens,
             "completion_tokens": result.output_tokens,
             "total_tokens": result.input_tokens + result.output_tokens,
