@@ -91,7 +91,7 @@ def _aggregate_prompt(query: str, parts: Sequence[str], answers: Sequence[str | 
 
 
 def _supports_schema(executor: Executor, model: str) -> bool:
-    return model in executor.pool and executor.pool[model].supports_json_schema
+    return model in executor.pool.names and executor.pool[model].supports_json_schema
 
 
 def decompose(

@@ -276,7 +276,7 @@ class MultiRoundSession:
     ) -> None:
         if not isinstance(query, str) or not query.strip():
             raise ValueError("the query is empty")
-        if policy_model not in executor.pool:
+        if policy_model not in executor.pool.names:
             raise UnknownModelError(
                 f"unknown policy model {policy_model!r}; the pool has: "
                 f"{', '.join(executor.pool.names)}"

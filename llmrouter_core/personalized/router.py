@@ -36,7 +36,7 @@ from llmrouter_core.personalized.store import (
     import_user,
     open_store,
 )
-from llmrouter_core.policy import BudgetPolicy, Policy, UtilityPolicy, eligible
+from llmrouter_core.policy import Anchor, BudgetPolicy, Policy, UtilityPolicy, eligible
 from llmrouter_core.pool import Pool
 from llmrouter_core.router import Router, check_queries
 from llmrouter_core.scoring.base import Tags
@@ -190,8 +190,8 @@ class PersonalizedRouter(Router):
         return self.base_.trained_policy if self.is_fitted else None
 
     @property
-    def bonus(self) -> FloatArray | None:
-        return self.base_.bonus
+    def anchor(self) -> Anchor | None:
+        return self.base_.anchor
 
     @property
     def default_cost_weight(self) -> float:
