@@ -409,6 +409,9 @@ def _register_extensions() -> None:
     except ImportError:  # pragma: no cover - execution commands not installed
         return
     run_commands.register(app)
+    from llmrouter_core.cli import datagen_commands
+
+    datagen_commands.register(app)
 
 
 _register_extensions()

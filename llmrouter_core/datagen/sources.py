@@ -1,0 +1,430 @@
+"""Where a task's examples come from: the publisher's dataset on the hub, LLMRouter's query
+files, or your own JSONL.
+
+* :func:`load_hub` reads the publisher's dataset with ``datasets`` (the ``datagen`` extra;
+  needs the network the first time). Each built-in task has a :class:`HubSpec`: the dataset,
+  its configuration, the evaluation split it reads (MMLU's ``test``, never
+  ``auxiliary_train``) and the adapter that turns a record into an :class:`Example`. The
+  routing split of a hub example (``train`` / ``test``) is drawn from a hash of its id, one
+  in five to ``test``, so it never changes between runs or machines.
+* :func:`load_llmrouter_queries` reads LLMRouter's query files
+  (``default_query_{train,test}.jsonl``: ``task_name, query, ground_truth, metric, choices,
+  task_id``); their ``choices`` are Python literals (read with ``ast.literal_eval``, never
+  evaluated).
+* :func:`load_jsonl` reads your file: one example per line, ``{"id", "question", "gold",
+  "choices", "tests", "meta", "split"}`` (``choices``: a list of texts, lettered A, B, ...,
+  or ``{"label": [...], "text": [...]}``); a file in LLMRouter's format is recognised by its
+  ``task_name`` field.
+
+Relative paths resolve against the current directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import random
+import re
+import string
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmrouter_core.datagen.tasks import Example, Task
+from llmrouter_core.errors import DataError, MissingExtraError
+
+__all__ = [
+    "ARC_CHALLENGE",
+    "COMMONGEN",
+    "COMMONSENSE_QA",
+    "GPQA",
+    "GSM8K",
+    "HUMAN_EVAL",
+    "MATH",
+    "MBPP",
+    "MMLU",
+    "NQ_OPEN",
+    "OPENBOOK_QA",
+    "TRIVIA_QA",
+    "HubSpec",
+    "llmrouter_query_files",
+    "load_examples",
+    "load_hub",
+    "load_jsonl",
+    "load_llmrouter_queries",
+    "routing_split",
+]
+
+Adapter = Callable[[Mapping[str, Any], int], Example]
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """A dataset on the hub and how to read it.
+
+    Attributes:
+        path: Dataset id (``"openai/gsm8k"``).
+        config: Configuration name, or ``None``.
+        split: The split read (an evaluation split).
+        adapter: ``(record, index) -> Example``; it raises :class:`DataError` on a record
+            that lacks what the task needs.
+    """
+
+    path: str
+    config: str | None
+    split: str
+    adapter: Adapter
+
+
+def routing_split(example_id: str, test_share: int = 5) -> str:
+    """``"test"`` for one id in ``test_share`` (by a hash of the id), else ``"train"``."""
+    digest = hashlib.sha256(example_id.encode("utf-8")).digest()
+    return "test" if digest[0] % test_share == 0 else "train"
+
+
+def _text_id(task: str, text: str) -> str:
+    return hashlib.sha256(f"{task}\n{text}".encode()).hexdigest()[:16]
+
+
+def _need(record: Mapping[str, Any], key: str, task: str) -> Any:
+    value = record.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(f"{task} record lacks {key!r} (has {', '.join(map(str, record))})")
+    return value
+
+
+def _lettered(texts: Sequence[Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(zip(string.ascii_uppercase, (str(t) for t in texts)))
+
+
+def _choices_of(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """Options from a list of texts or a ``{"label"/"labels": [...], "text": [...]}``."""
+    if isinstance(raw, str):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                raw = ast.literal_eval(raw)
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            raise DataError(f"{where}: cannot read choices {raw[:80]!r}") from None
+    if isinstance(raw, Mapping):
+        texts = raw.get("text")
+        labels = raw.get("label", raw.get("labels"))
+        if not isinstance(texts, Sequence) or not isinstance(labels, Sequence):
+            raise DataError(f"{where}: choices need 'label' and 'text' lists")
+        if len(texts) != len(labels):
+            raise DataError(f"{where}: {len(labels)} choice labels for {len(texts)} texts")
+        return tuple((str(lab).strip().upper(), str(t)) for lab, t in zip(labels, texts))
+    if isinstance(raw, Sequence) and not isinstance(raw, str):
+        if raw and all(isinstance(c, Sequence) and len(c) == 2 for c in raw) and all(
+            isinstance(c[0], str) and len(c[0]) == 1 for c in raw
+        ):
+            return tuple((str(c[0]).upper(), str(c[1])) for c in raw)
+        return _lettered(raw)
+    raise DataError(f"{where}: choices must be a list or a label/text mapping")
+
+
+def _entry_point(prompt: str, where: str) -> str:
+    names = re.findall(r"^def\s+([A-Za-z_]\w*)\s*\(", prompt, re.M)
+    if not names:
+        raise DataError(f"{where}: no function to complete in the prompt")
+    return names[-1]
+
+
+# -- hub adapters ------------------------------------------------------------------------
+
+
+def _nq(r: Mapping[str, Any], i: int) -> Example:
+    q = _need(r, "question", "natural_qa")
+    return Example(_text_id("nq", q), "natural_qa", q, list(_need(r, "answer", "natural_qa")))
+
+
+def _trivia(r: Mapping[str, Any], i: int) -> Example:
+    answer = _need(r, "answer", "trivia_qa")
+    aliases = [answer.get("value", ""), *answer.get("aliases", [])]
+    qid = str(r.get("question_id") or _text_id("trivia_qa", r["question"]))
+    return Example(qid, "trivia_qa", _need(r, "question", "trivia_qa"), [a for a in aliases if a])
+
+
+def _mmlu(r: Mapping[str, Any], i: int) -> Example:
+    choices = _lettered(_need(r, "choices", "mmlu"))
+    answer = int(_need(r, "answer", "mmlu"))
+    if not 0 <= answer < len(choices):
+        raise DataError(f"mmlu record {i}: answer index {answer} out of range")
+    q = _need(r, "question", "mmlu")
+    return Example(_text_id("mmlu", q + str(choices)), "mmlu", q, choices[answer][0], choices,
+                   meta={"subject": r.get("subject", "")})  # fmt: skip
+
+
+def _gpqa(r: Mapping[str, Any], i: int) -> Example:
+    """GPQA lists the correct answer first: the options are shuffled with a seed from the
+    question, and the gold letter is where the correct answer lands."""
+    q = _need(r, "Question", "gpqa").strip()
+    correct = str(_need(r, "Correct Answer", "gpqa")).strip()
+    options = [correct] + [
+        str(_need(r, f"Incorrect Answer {k}", "gpqa")).strip() for k in (1, 2, 3)
+    ]
+    order = list(range(4))
+    random.Random(hashlib.sha256(q.encode()).digest()).shuffle(order)
+    shuffled = [options[k] for k in order]
+    choices = _lettered(shuffled)
+    gold = choices[order.index(0)][0]
+    qid = str(r.get("Record ID") or _text_id("gpqa", q))
+    return Example(qid, "gpqa", q, gold, choices)
+
+
+def _lettered_mc(task: str, question_key: str) -> Adapter:
+    def adapt(r: Mapping[str, Any], i: int) -> Example:
+        q = _need(r, question_key, task)
+        choices = _choices_of(_need(r, "choices", task), f"{task} record {i}")
+        gold = str(_need(r, "answerKey", task)).strip().upper()
+        if gold.isdigit():  # some ARC items are numbered 1-4
+            labels = [c[0] for c in choices]
+            if gold not in labels:
+                raise DataError(f"{task} record {i}: answer {gold!r} not among {labels}")
+        if gold not in {c[0] for c in choices}:
+            raise DataError(f"{task} record {i}: answer {gold!r} is not an option")
+        qid = str(r.get("id") or _text_id(task, q))
+        return Example(qid, task, q, gold, choices)
+
+    return adapt
+
+
+def _gsm8k(r: Mapping[str, Any], i: int) -> Example:
+    q = _need(r, "question", "gsm8k")
+    return Example(_text_id("gsm8k", q), "gsm8k", q, _need(r, "answer", "gsm8k"))
+
+
+def _math(r: Mapping[str, Any], i: int) -> Example:
+    q = _need(r, "problem", "math")
+    gold = r.get("answer") or _need(r, "solution", "math")
+    qid = str(r.get("unique_id") or _text_id("math", q))
+    return Example(qid, "math", q, gold, meta={"level": r.get("level"), "type": r.get("subject")})
+
+
+def _mbpp(r: Mapping[str, Any], i: int) -> Example:
+    tests = tuple(str(t) for t in _need(r, "test_list", "mbpp"))
+    return Example(str(_need(r, "task_id", "mbpp")), "mbpp", _need(r, "text", "mbpp"), list(tests),
+                   tests=tests, meta={"setup": r.get("test_setup_code") or ""})  # fmt: skip
+
+
+def _humaneval(r: Mapping[str, Any], i: int) -> Example:
+    prompt = _need(r, "prompt", "human_eval")
+    entry = r.get("entry_point") or _entry_point(prompt, f"human_eval record {i}")
+    qid = str(_need(r, "task_id", "human_eval")).replace("HumanEval/", "")
+    return Example(qid, "human_eval", prompt, _need(r, "test", "human_eval"),
+                   meta={"entry_point": entry})  # fmt: skip
+
+
+def _commongen(r: Mapping[str, Any], i: int) -> Example:
+    concepts = [str(c) for c in _need(r, "concepts", "commongen")]
+    qid = str(r.get("concept_set_idx", _text_id("commongen", " ".join(concepts))))
+    return Example(qid, "commongen", ", ".join(concepts), concepts)
+
+
+NQ_OPEN = HubSpec("google-research-datasets/nq_open", None, "validation", _nq)
+TRIVIA_QA = HubSpec("mandarjoshi/trivia_qa", "rc.nocontext", "validation", _trivia)
+MMLU = HubSpec("cais/mmlu", "all", "test", _mmlu)
+GPQA = HubSpec("Idavidrein/gpqa", "gpqa_main", "train", _gpqa)
+COMMONSENSE_QA = HubSpec("tau/commonsense_qa", None, "validation",
+                         _lettered_mc("commonsense_qa", "question"))  # fmt: skip
+OPENBOOK_QA = HubSpec("allenai/openbookqa", "main", "test",
+                      _lettered_mc("openbook_qa", "question_stem"))  # fmt: skip
+ARC_CHALLENGE = HubSpec("allenai/ai2_arc", "ARC-Challenge", "test",
+                        _lettered_mc("arc_challenge", "question"))  # fmt: skip
+GSM8K = HubSpec("openai/gsm8k", "main", "test", _gsm8k)
+MATH = HubSpec("HuggingFaceH4/MATH-500", None, "test", _math)
+MBPP = HubSpec("google-research-datasets/mbpp", "full", "test", _mbpp)
+HUMAN_EVAL = HubSpec("openai/openai_humaneval", None, "test", _humaneval)
+COMMONGEN = HubSpec("allenai/common_gen", None, "validation", _commongen)
+
+
+def load_hub(task: Task, *, data_files: str | Path | None = None) -> Iterator[
+    tuple[str, Example]
+]:
+    """``(routing split, example)`` of ``task`` from its hub dataset (``data_files``: read a
+    local JSON/JSONL file in the hub dataset's record format instead, through the same
+    ``datasets`` code path)."""
+    if task.hub is None:
+        raise DataError(f"task {task.name!r} has no hub dataset; give a local file")
+    try:
+        import datasets
+    except ImportError:
+        raise MissingExtraError("datasets", "datagen", "loading tasks from the hub") from None
+    spec = task.hub
+    try:
+        if data_files is not None:
+            ds = datasets.load_dataset("json", data_files=str(data_files), split="train")
+        else:
+            ds = datasets.load_dataset(spec.path, spec.config, split=spec.split)
+    except (OSError, ValueError, ConnectionError) as exc:
+        raise DataError(
+            f"cannot load {spec.path} ({spec.config or 'default'}, {spec.split}) from the hub: "
+            f"{exc}; offline, use --source llmrouter or a local JSONL file"
+        ) from None
+    for i, record in enumerate(ds):
+        ex = spec.adapter(record, i)
+        yield routing_split(ex.query_id), ex
+
+
+# -- local files -------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8") from None
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: bad JSON: {exc.msg}") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object")
+            yield lineno, obj
+
+
+def _from_llmrouter(obj: Mapping[str, Any], task: Task, where: str) -> Example:
+    query = str(_need(obj, "query", task.name))
+    truth = obj.get("ground_truth")
+    if truth is None:
+        raise DataError(f"{where}: no ground_truth")
+    raw_id = obj.get("task_id")
+    qid = str(raw_id) if raw_id not in (None, "") else _text_id(task.name, query)
+    qid = qid.replace("HumanEval/", "")
+    name = task.name
+    if task.template.__name__ == "mc_template":
+        return Example(qid, name, query, str(truth).strip().upper(),
+                       _choices_of(obj.get("choices"), where))  # fmt: skip
+    if name == "mbpp":
+        tests = tuple(str(t) for t in _choices_of_list(truth, where))
+        return Example(qid, name, query, list(tests), tests=tests)
+    if name == "human_eval":
+        return Example(qid, name, query, str(truth),
+                       meta={"entry_point": _entry_point(query, where)})  # fmt: skip
+    if name == "commongen":
+        return Example(qid, name, query, [c.strip() for c in str(truth).split(",") if c.strip()])
+    return Example(qid, name, query, str(truth))
+
+
+def _choices_of_list(raw: Any, where: str) -> list[Any]:
+    if isinstance(raw, list):
+        return raw
+    try:
+        value = ast.literal_eval(str(raw))
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        raise DataError(f"{where}: cannot read the test list") from None
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: expected a non-empty list of tests")
+    return value
+
+
+def llmrouter_query_files(directory: str | Path | None = None) -> dict[str, Path]:
+    """``{"train": path, "test": path}`` of LLMRouter's query files in ``directory``
+    (default: ``$LLMROUTER_DATA_DIR/llmrouter``)."""
+    if directory is None:
+        base = os.environ.get("LLMROUTER_DATA_DIR")
+        if not base:
+            raise DataError("set LLMROUTER_DATA_DIR or give the directory of the query files")
+        directory = Path(base) / "llmrouter"
+    directory = Path(directory).expanduser().resolve()
+    found = {s: directory / f"default_query_{s}.jsonl" for s in ("train", "test")}
+    missing = [str(p) for p in found.values() if not p.is_file()]
+    if missing:
+        raise DataError(f"LLMRouter query files not found: {', '.join(missing)}")
+    return found
+
+
+def load_llmrouter_queries(
+    task: Task, path: str | Path, *, split: str
+) -> Iterator[tuple[str, Example]]:
+    """The examples of ``task`` in one LLMRouter query file (rows of other tasks skipped)."""
+    name = task.local_name or task.name
+    for lineno, obj in _read_jsonl(Path(path)):
+        if obj.get("task_name") == name:
+            yield split, _from_llmrouter(obj, task, f"{Path(path).name}:{lineno}")
+
+
+def load_jsonl(task: Task, path: str | Path) -> Iterator[tuple[str, Example]]:
+    """Examples of ``task`` from a JSONL file (the generic format, or LLMRouter's)."""
+    path = Path(path)
+    for lineno, obj in _read_jsonl(path):
+        where = f"{path.name}:{lineno}"
+        if "task_name" in obj:
+            if obj["task_name"] == (task.local_name or task.name):
+                yield str(obj.get("split") or "train"), _from_llmrouter(obj, task, where)
+            continue
+        question = str(_need(obj, "question", task.name))
+        qid = str(obj.get("id") or _text_id(task.name, question))
+        raw_choices = obj.get("choices")
+        choices = _choices_of(raw_choices, where) if raw_choices else ()
+        tests = tuple(str(t) for t in obj.get("tests") or ())
+        meta = obj.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise DataError(f"{where}: 'meta' must be an object")
+        if "gold" not in obj:
+            raise DataError(f"{where}: no 'gold' answer")
+        ex = Example(qid, task.name, question, obj["gold"], choices, tests, meta)
+        yield str(obj.get("split") or routing_split(ex.query_id)), ex
+
+
+def load_examples(
+    task: Task,
+    *,
+    source: str | Path = "auto",
+    splits: Iterable[str] = ("train",),
+    limit: int | None = None,
+) -> list[tuple[str, Example]]:
+    """The first ``limit`` examples of each of ``splits`` for ``task``, deduplicated by id.
+
+    ``source``: ``"llmrouter"`` (LLMRouter's query files under ``$LLMROUTER_DATA_DIR``),
+    ``"hub"``, a JSONL file, or ``"auto"`` (LLMRouter's files when they hold the task,
+    else the hub).
+    """
+    wanted = list(splits)
+    rows: Iterable[tuple[str, Example]]
+    if source == "auto":
+        try:
+            files = llmrouter_query_files()
+            has = any(True for _ in load_llmrouter_queries(task, files["test"], split="test"))
+        except DataError:
+            has = False
+        source = "llmrouter" if has else "hub"
+    if source == "llmrouter":
+        files = llmrouter_query_files()
+        rows = (
+            row
+            for s in wanted
+            if s in files
+            for row in load_llmrouter_queries(task, files[s], split=s)
+        )
+        unknown = [s for s in wanted if s not in files]
+        if unknown:
+            raise DataError(f"LLMRouter's query files have splits train and test, not {unknown}")
+    elif source == "hub":
+        rows = load_hub(task)
+    else:
+        rows = load_jsonl(task, source)
+    out: list[tuple[str, Example]] = []
+    seen: set[str] = set()
+    per_split: dict[str, int] = {}
+    for split, ex in rows:
+        if split not in wanted or ex.id in seen:
+            continue
+        if limit is not None and per_split.get(split, 0) >= limit:
+            if all(per_split.get(s, 0) >= limit for s in wanted):
+                break
+            continue
+        seen.add(ex.id)
+        per_split[split] = per_split.get(split, 0) + 1
+        out.append((split, ex))
+    return out
