@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cascades",),
     ("saving", "router", "registry", "persistence"),
     ("flows",),
+    ("datagen",),
     ("testing",),
     ("benchmark", "serve", "ui", "cli", "integration"),
 ]

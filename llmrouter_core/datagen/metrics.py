@@ -101,7 +101,7 @@ def token_f1(answer: str, gold: str | Sequence[str]) -> float:
 _CHOICE_PATTERNS = (
     r"answer\s*(?:is|:)?\s*(?:option\s*)?[\(\[]?\s*([A-Z])\b",
     r"(?:option|choice)\s*[\(\[]?([A-Z])\b",
-    r"^\s*[\(\[]?([A-Z])[\)\].:]?(?:\s|$)",
+    r"^\s*[\(\[]?([A-Z])(?:[\)\].:]|\s*$)",
     r"[\(\[]([A-Z])[\)\]]",
 )
 
@@ -250,7 +250,9 @@ def math_equivalence(answer: str, gold: str) -> float:
         a, b = parse_number(_strip_math(got)), parse_number(_strip_math(want))
         return float(a is not None and a == b and _strip_math(want).lstrip("-").replace(
             ".", "", 1).isdigit())
-    # math-verify's timeouts use signals, which work in the main thread only.
+    # math-verify's timeouts use signals, which work in the main thread only (elsewhere
+    # it warns on every call that it has none).
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
     main = threading.current_thread() is threading.main_thread()
     timeout = 5 if main else None
     with _math_lock:

@@ -181,10 +181,10 @@ def _lettered_mc(task: str, question_key: str) -> Adapter:
         q = _need(r, question_key, task)
         choices = _choices_of(_need(r, "choices", task), f"{task} record {i}")
         gold = str(_need(r, "answerKey", task)).strip().upper()
-        if gold.isdigit():  # some ARC items are numbered 1-4
-            labels = [c[0] for c in choices]
-            if gold not in labels:
-                raise DataError(f"{task} record {i}: answer {gold!r} not among {labels}")
+        labels = [c[0] for c in choices]
+        if gold.isdigit() and gold in labels:  # some ARC items are numbered 1-4: letter them
+            gold = string.ascii_uppercase[labels.index(gold)]
+            choices = _lettered([c[1] for c in choices])
         if gold not in {c[0] for c in choices}:
             raise DataError(f"{task} record {i}: answer {gold!r} is not an option")
         qid = str(r.get("id") or _text_id(task, q))
