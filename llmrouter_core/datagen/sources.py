@@ -119,8 +119,8 @@ def _choices_of(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
             raise DataError(f"{where}: {len(labels)} choice labels for {len(texts)} texts")
         return tuple((str(lab).strip().upper(), str(t)) for lab, t in zip(labels, texts))
     if isinstance(raw, Sequence) and not isinstance(raw, str):
-        if raw and all(isinstance(c, Sequence) and len(c) == 2 for c in raw) and all(
-            isinstance(c[0], str) and len(c[0]) == 1 for c in raw
+        if raw and all(
+            isinstance(c, list | tuple) and len(c) == 2 and isinstance(c[0], str) for c in raw
         ):
             return tuple((str(c[0]).upper(), str(c[1])) for c in raw)
         return _lettered(raw)
@@ -303,8 +303,11 @@ def _from_llmrouter(obj: Mapping[str, Any], task: Task, where: str) -> Example:
     qid = qid.replace("HumanEval/", "")
     name = task.name
     if task.template.__name__ == "mc_template":
-        return Example(qid, name, query, str(truth).strip().upper(),
-                       _choices_of(obj.get("choices"), where))  # fmt: skip
+        choices = _choices_of(obj.get("choices"), where)
+        gold = str(truth).strip().upper()
+        if gold not in {label for label, _ in choices}:
+            raise DataError(f"{where}: answer {gold!r} is not one of the options")
+        return Example(qid, name, query, gold, choices)
     if name == "mbpp":
         tests = tuple(str(t) for t in _choices_of_list(truth, where))
         return Example(qid, name, query, list(tests), tests=tests)
