@@ -48,7 +48,7 @@ def _pool_for(pool_file: Path | None, models: str | None) -> Any:
     specs = []
     for name in _split_list(models):
         short = name.removeprefix(f"{LOCAL_PROVIDER}/")
-        if short in local:
+        if short in local.names:
             specs.append(local[short])
         else:
             specs.append(ModelSpec(name, litellm_model=name))
@@ -181,6 +181,19 @@ def merge_cmd(
         f"({counts['errors']} failed) -> {plain(out)}",
         soft_wrap=True,
     )
+
+
+@datagen_app.command("rescore")
+def rescore_cmd(
+    out: Annotated[Path, typer.Argument(help="Output directory of a run.")],
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Score the stored answers again with the current metrics (no model is called)."""
+    from llmrouter_core.datagen.runner import rescore
+
+    with user_errors():
+        manifest = rescore(out, progress=progress)
+    _summary(manifest)
 
 
 @datagen_app.command("tasks")

@@ -98,7 +98,7 @@ def _build_executor(
     routing_text: Any = "last_user",
     trust_endpoints: bool = False,
 ) -> Any:
-    from llmrouter_core.execution import Executor, PoolOrderRouter
+    from llmrouter_core.execution import Executor
     from llmrouter_core.pool import Pool
 
     if router_dir is not None:
@@ -118,7 +118,9 @@ def _build_executor(
                 "scripts/install_local.sh (pip install 'llmrouter-core[local]') or give "
                 "--router-dir"
             )
-        router = PoolOrderRouter(local.subset(available))
+        from llmrouter_core.datagen.default_router import default_local_router
+
+        router = default_local_router(available)
     pool = None
     if pool_file is not None:
         pool = Pool.from_file(pool_file)

@@ -50,6 +50,7 @@ __all__ = [
     "generate",
     "merge",
     "parse_shard",
+    "rescore",
 ]
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,13 @@ class _Store:
                 values,
             )
 
+    def set_score(self, query_id: str, model: str, score: float, detail: str | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE calls SET score = ?, detail = ? WHERE query_id = ? AND model = ?",
+                (score, detail, query_id, model),
+            )
+
     def rows(self) -> list[dict[str, Any]]:
         with self._lock:
             cur = self._db.execute(
@@ -270,7 +278,7 @@ def _work(
 ) -> list[tuple[Task, str, Example, str, str]]:
     """Every (task, split, example, prompt, model) of the run, prompts rendered up front so
     a bad example fails before any call."""
-    items = []
+    items: list[tuple[Task, str, Example, str, str]] = []
     for task in tasks:
         for split, ex in load_examples(task, source=source, splits=splits, limit=limit):
             if not _in_shard(ex.query_id, shard):
@@ -588,7 +596,7 @@ def merge(out: str | Path, inputs: Sequence[str | Path]) -> dict[str, Any]:
         raise DataError("name the directories to merge")
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    configs = []
+    configs: list[dict[str, Any]] = []
     with _open_store(out / STORE) as target:
         for d in inputs:
             path = Path(d).expanduser().resolve() / STORE
@@ -605,3 +613,45 @@ def merge(out: str | Path, inputs: Sequence[str | Path]) -> dict[str, Any]:
                 target.put(row, keep_answered=row.get("error") is not None)
         target.set_meta({"config": {**configs[0], "shard": [0, 1]}})
     return export(out)
+
+
+def rescore(
+    out: str | Path, *, sandbox: Sandbox | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Score the stored answers in ``out`` again with the current metrics (no model is
+    called), then export. Use it after a metric is fixed or changed.
+
+    The examples are read again from the run's source; a stored answer whose query no
+    longer renders the same prompt is an error (the source changed)."""
+    out = Path(out).expanduser().resolve()
+    if not (out / STORE).is_file():
+        raise DataError(f"{out} has no {STORE}")
+    with _open_store(out / STORE) as store:
+        config = store.meta().get("config") or {}
+        tasks = [get_task(t) for t in config.get("tasks", [])]
+        by_id: dict[str, tuple[Task, Example, str]] = {}
+        for task in tasks:
+            for _, ex in load_examples(
+                task,
+                source=config.get("source", "auto"),
+                splits=config.get("splits", ["train"]),
+                limit=config.get("limit"),
+            ):
+                by_id[ex.query_id] = (task, ex, task.prompt(ex))
+        rows = [r for r in store.rows() if r["error"] is None]
+        if any(t.needs_sandbox for t in tasks) and sandbox is None:
+            sandbox = Sandbox()
+        with _progress(progress, len(rows)) as advance:
+            for row in rows:
+                found = by_id.get(row["query_id"])
+                if found is None or found[2] != row["query"]:
+                    raise DataError(
+                        f"{row['query_id']}: the source no longer has this query as stored; "
+                        "generate again instead"
+                    )
+                task, ex, _ = found
+                score, detail = _score(task, row["response"] or "", ex, sandbox)
+                store.set_score(row["query_id"], row["model"], score,
+                                json.dumps(detail) if detail else None)  # fmt: skip
+                advance()
+    return export(out, sandbox=sandbox)

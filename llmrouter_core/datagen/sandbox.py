@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -161,7 +162,7 @@ def _works(argv: list[str]) -> bool:
             timeout=20,
             check=False,
             cwd="/",
-            preexec_fn=_drop_privileges,  # noqa: PLW1509
+            preexec_fn=_drop_privileges,
         )
     except (OSError, subprocess.SubprocessError, RuntimeError):
         return False
@@ -276,7 +277,7 @@ class Sandbox:
                 if "/" in name or name in ("", ".", ".."):
                     raise ValueError(f"sandbox file names are plain names, got {name!r}")
                 (work / name).write_text(text, encoding="utf-8")
-            os.chmod(work, 0o777)  # noqa: S103 - the unprivileged sandbox user writes here
+            os.chmod(work, 0o777)
             out_path, err_path = Path(root) / "stdout", Path(root) / "stderr"
             start = time.monotonic()
             uid = _run_uid()
@@ -289,7 +290,7 @@ class Sandbox:
                     stderr=err,
                     env=_child_env(),
                     start_new_session=True,
-                    preexec_fn=functools.partial(self._limits, uid),  # noqa: PLW1509
+                    preexec_fn=functools.partial(self._limits, uid),
                 )
                 timed_out = False
                 try:
@@ -341,20 +342,16 @@ def _kill_all(proc: subprocess.Popen[bytes], uid: int | None) -> None:
     """Kill the run's process group and, when it ran under its own user id, every process
     left with that id (children that left the group too); wait, boundedly, until they are
     gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
     if uid is None:
         return
     deadline = time.monotonic() + 10.0
     while pids := _pids_of(uid):
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         if time.monotonic() > deadline:
             logger.warning("sandbox processes %s outlived their kill", pids)
             break

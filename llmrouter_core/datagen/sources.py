@@ -131,7 +131,7 @@ def _entry_point(prompt: str, where: str) -> str:
     names = re.findall(r"^def\s+([A-Za-z_]\w*)\s*\(", prompt, re.M)
     if not names:
         raise DataError(f"{where}: no function to complete in the prompt")
-    return names[-1]
+    return str(names[-1])
 
 
 # -- hub adapters ------------------------------------------------------------------------

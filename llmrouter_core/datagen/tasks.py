@@ -31,10 +31,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -318,23 +319,27 @@ def _builtins() -> None:
         return
     from llmrouter_core.datagen import sources as S
 
-    qa = {"template": qa_template, "metric": _f1, "metric_name": "token_f1", "max_tokens": 32}
-    mc = {"template": mc_template, "metric": _mc, "metric_name": "choice", "max_tokens": 32}
+    qa = functools.partial(
+        Task, template=qa_template, metric=_f1, metric_name="token_f1", max_tokens=32
+    )
+    mc = functools.partial(
+        Task, template=mc_template, metric=_mc, metric_name="choice", max_tokens=32
+    )
     builtins = [
-        Task("natural_qa", hub=S.NQ_OPEN, local_name="natural_qa",
-             description="Natural Questions (open): short factual answers", **qa),
-        Task("trivia_qa", hub=S.TRIVIA_QA, local_name="trivia_qa",
-             description="TriviaQA (no context): trivia answers", **qa),
-        Task("mmlu", hub=S.MMLU, local_name="mmlu",
-             description="MMLU test questions, 4 options", **mc),
-        Task("gpqa", hub=S.GPQA, local_name="gpqa",
-             description="GPQA main: graduate-level science, 4 options", **mc),
-        Task("commonsense_qa", hub=S.COMMONSENSE_QA, local_name="commonsense_qa",
-             description="CommonsenseQA, 5 options", **mc),
-        Task("openbook_qa", hub=S.OPENBOOK_QA, local_name="openbook_qa",
-             description="OpenBookQA, 4 options", **mc),
-        Task("arc_challenge", hub=S.ARC_CHALLENGE, local_name="arc_challenge",
-             description="ARC-Challenge, grade-school science", **mc),
+        qa("natural_qa", hub=S.NQ_OPEN, local_name="natural_qa",
+             description="Natural Questions (open): short factual answers"),
+        qa("trivia_qa", hub=S.TRIVIA_QA, local_name="trivia_qa",
+             description="TriviaQA (no context): trivia answers"),
+        mc("mmlu", hub=S.MMLU, local_name="mmlu",
+             description="MMLU test questions, 4 options"),
+        mc("gpqa", hub=S.GPQA, local_name="gpqa",
+             description="GPQA main: graduate-level science, 4 options"),
+        mc("commonsense_qa", hub=S.COMMONSENSE_QA, local_name="commonsense_qa",
+             description="CommonsenseQA, 5 options"),
+        mc("openbook_qa", hub=S.OPENBOOK_QA, local_name="openbook_qa",
+             description="OpenBookQA, 4 options"),
+        mc("arc_challenge", hub=S.ARC_CHALLENGE, local_name="arc_challenge",
+             description="ARC-Challenge, grade-school science"),
         Task("gsm8k", gsm8k_template, _numeric, "numeric", hub=S.GSM8K, local_name="gsm8k",
              max_tokens=256, description="GSM8K word problems: the final number"),
         Task("math", math_template, _math, "math_equivalence", hub=S.MATH, local_name="math",
