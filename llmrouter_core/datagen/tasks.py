@@ -35,16 +35,16 @@ import functools
 import importlib
 import re
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmrouter_core.datagen import metrics as M
+from llmrouter_core.datagen.base import Example, HubSpec
 from llmrouter_core.errors import DataError
 
 if TYPE_CHECKING:
     from llmrouter_core.datagen.sandbox import Sandbox
-    from llmrouter_core.datagen.sources import HubSpec
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -56,35 +56,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "llmrouter.tasks"
-
-
-@dataclass(frozen=True)
-class Example:
-    """One query of a task.
-
-    Attributes:
-        id: Unique within the task (the dataset's id, or a hash of the question).
-        task: The task's name.
-        question: The question as the dataset states it (no options, no tests).
-        gold: The gold answer: text or aliases (QA), an option letter (multiple choice), a
-            number or solution (GSM8K, MATH), concepts (CommonGen), test code (coding).
-        choices: ``(letter, text)`` options of a multiple-choice question.
-        tests: Test code shown in the prompt of a coding task (MBPP's asserts).
-        meta: Anything else the template or metric reads (``entry_point``, ``setup``...).
-    """
-
-    id: str
-    task: str
-    question: str
-    gold: Any
-    choices: tuple[tuple[str, str], ...] = ()
-    tests: tuple[str, ...] = ()
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def query_id(self) -> str:
-        """The id in routing data: ``task/id``."""
-        return f"{self.task}/{self.id}"
 
 
 Template = Callable[[Example], str]
@@ -317,7 +288,7 @@ def _builtins() -> None:
     global _loaded
     if _loaded:
         return
-    from llmrouter_core.datagen import sources as S
+    from llmrouter_core.datagen import hub as S
 
     qa = functools.partial(
         Task, template=qa_template, metric=_f1, metric_name="token_f1", max_tokens=32

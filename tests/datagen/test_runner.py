@@ -263,3 +263,20 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     res = runner.invoke(app, ["datagen", "merge", "--out", str(tmp_path / "m"),
                               str(tmp_path / "none")])  # fmt: skip
     assert res.exit_code == 1 and "calls.sqlite" in res.output
+
+
+def test_rescore_applies_the_metrics_again_without_calling(tmp_path: Path) -> None:
+    from llmrouter_core.datagen.runner import rescore
+
+    provider = _provider(2)
+    out = tmp_path / "out"
+    generate(TASKS, _pool(provider), out, limit=2, source="llmrouter", progress=False)
+    before = _table(out)
+    calls = len(provider.calls)
+    with sqlite3.connect(out / STORE) as db:  # a score from an older, wrong metric
+        db.execute("UPDATE calls SET score = 0.5")
+    assert (pd.read_parquet(out / "routing.parquet").score.notna()).all()
+    manifest = rescore(out, progress=False)
+    assert len(provider.calls) == calls  # no model was called
+    pd.testing.assert_frame_equal(_table(out), before)
+    assert manifest["mean_score"]["gsm8k"] == {"strong": 1.0, "weak": 0.0}
