@@ -456,13 +456,11 @@ def generate(
 def _score(
     task: Task, answer: str, ex: Example, sandbox: Sandbox | None
 ) -> tuple[float, dict[str, Any] | None]:
-    if task.needs_sandbox:
-        from llmrouter_core.datagen import metrics as M
-        from llmrouter_core.datagen.tasks import humaneval_program, mbpp_program
+    if task.program is not None:
+        from llmrouter_core.datagen.metrics import code_pass
 
         assert sandbox is not None
-        build = humaneval_program if task.name == "human_eval" else mbpp_program
-        score, result = M.code_pass(build(answer, ex), sandbox)
+        score, result = code_pass(task.program(answer, ex), sandbox)
         detail = {"returncode": result.returncode, "timed_out": result.timed_out,
                   "stderr": result.stderr[-500:]}  # fmt: skip
         return score, detail
@@ -494,7 +492,8 @@ def _run_bounded(
                     f.result()
                     advance()
         finally:
-            stop.set() if pending else None
+            if pending:  # interrupted: no new calls; the ones running finish and are stored
+                stop.set()
             for f in pending:
                 f.cancel()
 

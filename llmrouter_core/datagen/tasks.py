@@ -74,7 +74,8 @@ class Task:
         hub: Where the publisher's dataset lives (``None``: local files only).
         local_name: The ``task_name`` of this task in LLMRouter's query files.
         max_tokens: Output tokens a model may use for an answer.
-        needs_sandbox: The metric runs model-written code.
+        program: For a coding task, ``(answer, example) -> program`` (the model's code and
+            the tests); the program runs in a sandbox and passes when it exits cleanly.
         description: One line.
     """
 
@@ -85,8 +86,13 @@ class Task:
     hub: HubSpec | None = None
     local_name: str | None = None
     max_tokens: int = 256
-    needs_sandbox: bool = False
+    program: Callable[[str, Example], str] | None = None
     description: str = ""
+
+    @property
+    def needs_sandbox(self) -> bool:
+        """The metric runs model-written code."""
+        return self.program is not None
 
     def prompt(self, example: Example) -> str:
         """The prompt for ``example``."""
@@ -316,10 +322,11 @@ def _builtins() -> None:
         Task("math", math_template, _math, "math_equivalence", hub=S.MATH, local_name="math",
              max_tokens=384, description="MATH competition problems: the boxed answer"),
         Task("mbpp", mbpp_template, _code(mbpp_program), "pass@1", hub=S.MBPP,
-             local_name="mbpp", max_tokens=256, needs_sandbox=True,
+             local_name="mbpp", max_tokens=256, program=mbpp_program,
              description="MBPP: a Python function that passes the shown asserts"),
         Task("human_eval", humaneval_template, _code(humaneval_program), "pass@1",
-             hub=S.HUMAN_EVAL, local_name="human_eval", max_tokens=256, needs_sandbox=True,
+             hub=S.HUMAN_EVAL, local_name="human_eval", max_tokens=256,
+             program=humaneval_program,
              description="HumanEval: complete a Python function"),
         Task("commongen", commongen_template, _coverage, "coverage", hub=S.COMMONGEN,
              local_name="commongen", max_tokens=48,

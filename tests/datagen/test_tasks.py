@@ -27,6 +27,21 @@ from llmrouter_core.datagen.tasks import (
 from llmrouter_core.errors import DataError
 
 HUB = Path(__file__).parent / "hub_fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``datasets`` reads local files without asking the hub anything."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    try:
+        import datasets.config
+        import huggingface_hub.constants
+    except ImportError:
+        return
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True, raising=False)
 ELEVEN = [
     "natural_qa", "trivia_qa", "mmlu", "gpqa", "mbpp", "human_eval", "gsm8k",
     "commonsense_qa", "math", "openbook_qa", "arc_challenge",
