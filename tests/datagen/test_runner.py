@@ -241,8 +241,9 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     assert 20 <= kept < 72
     assert not (out / "routing.parquet").exists()  # it never got to export
 
-    resumed = _child(tmp_path, out, "--resume")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode() if resumed.stderr else ""
+    resumed = generate(TASKS, Pool.from_file(_pool_file(tmp_path)), out, limit=6, resume=True,
+                       splits=["train", "test"], source="llmrouter", progress=False)  # fmt: skip
+    assert resumed.skipped == kept and resumed.calls == 72 - kept
     a, b = _table(out), _table(tmp_path / "full")
     assert len(a) == 72 and not a.duplicated(["query_id", "model"]).any()
     pd.testing.assert_frame_equal(a, b)
@@ -280,3 +281,13 @@ def test_rescore_applies_the_metrics_again_without_calling(tmp_path: Path) -> No
     assert len(provider.calls) == calls  # no model was called
     pd.testing.assert_frame_equal(_table(out), before)
     assert manifest["mean_score"]["gsm8k"] == {"strong": 1.0, "weak": 0.0}
+
+
+def test_models_option_builds_the_pool() -> None:
+    from llmrouter_core.cli.datagen_commands import _pool_for
+
+    pool = _pool_for(None, "local/smollm2-135m, gpt-4o-mini")
+    assert pool.names == ("smollm2-135m", "gpt-4o-mini")
+    assert pool["smollm2-135m"].litellm_model == "local/smollm2-135m"
+    assert pool["gpt-4o-mini"].litellm_model == "gpt-4o-mini"
+    assert pool["gpt-4o-mini"].has_prices  # from LiteLLM's bundled price table
