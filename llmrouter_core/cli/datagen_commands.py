@@ -101,6 +101,13 @@ def datagen(
         float | None, typer.Option("--rpm", help="Calls per minute per model.")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per call.")] = 120.0,
+    describe_with: Annotated[
+        str | None,
+        typer.Option(
+            "--describe-with",
+            help="A vision model of the pool that describes images for the other models.",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
 ) -> None:
@@ -142,6 +149,7 @@ def datagen(
             max_tokens=max_tokens,
             rpm=rpm,
             timeout=timeout,
+            describe_with=describe_with,
             progress=progress,
         )
     _summary(result.manifest)

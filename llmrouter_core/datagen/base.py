@@ -22,6 +22,8 @@ class Example:
         choices: ``(letter, text)`` options of a multiple-choice question.
         tests: Test code shown in the prompt of a coding task (MBPP's asserts).
         meta: Anything else the template or metric reads (``entry_point``, ``setup``...).
+        images: Image URLs (``https://...`` or ``data:image/...;base64,...``) shown with the
+            question: only vision models see them (as content parts).
     """
 
     id: str
@@ -31,6 +33,7 @@ class Example:
     choices: tuple[tuple[str, str], ...] = ()
     tests: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    images: tuple[str, ...] = ()
 
     @property
     def query_id(self) -> str:

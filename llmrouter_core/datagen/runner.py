@@ -59,7 +59,9 @@ STORE = "calls.sqlite"
 ROUTING_FILE = "routing.parquet"
 MANIFEST = "manifest.json"
 #: Settings a resumed run must share with the run it continues.
-_SAME_ON_RESUME = ("tasks", "pool", "splits", "limit", "source", "shard", "temperature")
+_SAME_ON_RESUME = (
+    "tasks", "pool", "splits", "limit", "source", "shard", "temperature", "describe_with",
+)  # fmt: skip
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -79,6 +81,7 @@ CREATE TABLE IF NOT EXISTS calls (
     PRIMARY KEY (query_id, model)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS descriptions (query_id TEXT PRIMARY KEY, text TEXT NOT NULL);
 """
 _COLUMNS = (
     "query_id",
@@ -185,6 +188,17 @@ class _Store:
                 values,
             )
 
+    def description(self, query_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT text FROM descriptions WHERE query_id = ?", (query_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_description(self, query_id: str, text: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO descriptions VALUES (?, ?)", (query_id, text))
+
     def set_score(self, query_id: str, model: str, score: float, detail: str | None) -> None:
         with self._lock:
             self._db.execute(
@@ -247,8 +261,10 @@ def _config(
     source: str,
     shard: tuple[int, int],
     temperature: float,
+    describe_with: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "describe_with": describe_with,
         "tasks": [t.name for t in tasks],
         "pool": _pool_info(pool),
         "splits": list(splits),
@@ -306,6 +322,7 @@ def generate(
     timeout: float = 120.0,
     max_retries: int = 2,
     sandbox: Sandbox | None = None,
+    describe_with: str | None = None,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> DatagenResult:
@@ -328,6 +345,10 @@ def generate(
         timeout: Seconds per call.
         max_retries: Retries of a call on transient errors.
         sandbox: Where code answers run (default: the strongest this machine has).
+        describe_with: A vision model of the pool that describes each example's images
+            first; models without vision then answer the prompt with that description (and
+            the table's query carries it, so text-only routers can route it). Without it,
+            only vision models answer questions with images (the others' rows record why).
         progress: Show a progress bar (stderr).
         on_row: Called with each stored row (after it is stored).
 
@@ -355,7 +376,11 @@ def generate(
         raise DataError(f"max_cost must be a non-negative number of USD, got {max_cost}")
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    config = _config(task_objs, pool, splits, limit, str(source), shard, temperature)
+    if describe_with is not None and describe_with not in pool.names:
+        raise DataError(f"describe_with names {describe_with!r}, which is not in the pool")
+    config = _config(
+        task_objs, pool, splits, limit, str(source), shard, temperature, describe_with
+    )
     items = _work(task_objs, pool, splits, limit, str(source), shard)
     if any(t.needs_sandbox for t in task_objs) and sandbox is None:
         sandbox = Sandbox()
@@ -384,11 +409,32 @@ def generate(
         stats_lock = threading.Lock()
         stopped: str | None = None
 
+        describe_lock = threading.Lock()
+
+        def describe(ex: Example) -> str | None:
+            """The example's image description (asked once, stored for resume)."""
+            if describe_with is None or not ex.images:
+                return None
+            with describe_lock:
+                known = store.description(ex.query_id)
+                if known is None:
+                    limiter.wait(describe_with)
+                    result = executor.complete(
+                        _image_messages(DESCRIBE_PROMPT, ex.images),
+                        model=describe_with,
+                        temperature=temperature,
+                        max_tokens=256,
+                    )
+                    known = result.answer.strip()
+                    store.set_description(ex.query_id, known)
+                    with stats_lock:
+                        stats["cost"] += result.cost
+            return known
+
         def one(item: tuple[Task, str, Example, str, str]) -> dict[str, Any] | None:
             task, split, ex, prompt, model = item
             if stop.is_set():
                 return None
-            limiter.wait(model)
             row: dict[str, Any] = {
                 "query_id": ex.query_id,
                 "model": model,
@@ -397,8 +443,26 @@ def generate(
                 "query": prompt,
             }
             try:
+                messages, row["query"] = _request(
+                    prompt, ex, executor.supports(model, "vision"), describe
+                )
+            except BudgetExceededError:
+                stop.set()
+                return None
+            except ExecutionError as exc:
+                messages = None
+                row["error"] = f"describing the images failed: {exc}"[:2000]
+            if messages is None:
+                row.setdefault("error", f"{model} has no vision and the images are not described")
+                store.put(row)
+                with stats_lock:
+                    stats["calls"] += 1
+                    stats["errors"] += 1
+                return row
+            limiter.wait(model)
+            try:
                 result = executor.complete(
-                    prompt,
+                    messages,
                     model=model,
                     temperature=temperature,
                     max_tokens=max_tokens or task.max_tokens,
@@ -451,6 +515,39 @@ def generate(
         routing_file=out / ROUTING_FILE,
         manifest=manifest,
     )
+
+
+#: What the describing model is asked about each example's images.
+DESCRIBE_PROMPT = (
+    "Describe the image(s) in detail: every object, text, number, label and relation a "
+    "question about them could need."
+)
+
+
+def _image_messages(text: str, images: Sequence[str]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+    return [{"role": "user", "content": parts}]
+
+
+def _request(
+    prompt: str,
+    ex: Example,
+    vision: bool,
+    describe: Callable[[Example], str | None],
+) -> tuple[Any, str]:
+    """``(messages or None, the table's query)`` for one model: the prompt; with images, the
+    prompt and the images as content parts for a vision model, the prompt and the images'
+    description for another (``None`` when there is no description)."""
+    if not ex.images:
+        return prompt, prompt
+    description = describe(ex)
+    described = prompt if description is None else f"{prompt}\n\nImage: {description}"
+    if vision:
+        return _image_messages(prompt, ex.images), described
+    if description is None:
+        return None, described
+    return described, described
 
 
 def _score(

@@ -12,9 +12,9 @@ files, or your own JSONL.
   task_id``); their ``choices`` are Python literals (read with ``ast.literal_eval``, never
   evaluated).
 * :func:`load_jsonl` reads your file: one example per line, ``{"id", "question", "gold",
-  "choices", "tests", "meta", "split"}`` (``choices``: a list of texts, lettered A, B, ...,
-  or ``{"label": [...], "text": [...]}``); a file in LLMRouter's format is recognised by its
-  ``task_name`` field.
+  "choices", "tests", "meta", "split", "images"}`` (``choices``: a list of texts, lettered
+  A, B, ..., or ``{"label": [...], "text": [...]}``; ``images``: URLs); a file in
+  LLMRouter's format is recognised by its ``task_name`` field.
 
 Relative paths resolve against the current directory.
 """
@@ -156,7 +156,10 @@ def load_jsonl(task: Task, path: str | Path) -> Iterator[tuple[str, Example]]:
             raise DataError(f"{where}: 'meta' must be an object")
         if "gold" not in obj:
             raise DataError(f"{where}: no 'gold' answer")
-        ex = Example(qid, task.name, question, obj["gold"], choices, tests, meta)
+        images = obj.get("images") or []
+        if not isinstance(images, list) or not all(isinstance(u, str) for u in images):
+            raise DataError(f"{where}: 'images' must be a list of URLs")
+        ex = Example(qid, task.name, question, obj["gold"], choices, tests, meta, tuple(images))
         yield str(obj.get("split") or routing_split(ex.query_id)), ex
 
 
