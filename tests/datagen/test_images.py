@@ -15,7 +15,10 @@ from llmrouter_core.datagen.runner import DESCRIBE_PROMPT
 from llmrouter_core.datagen.tasks import qa_template
 from llmrouter_core.testing import ScriptedProvider
 
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hH"
+    "gAHggJ/PchI7wAAAABJRU5ErkJggg=="
+)
 CHARTS = Task("charts", qa_template, lambda a, ex, sb: exact_match(a, ex.gold), "exact_match")
 
 
