@@ -18,10 +18,13 @@ $pip install --quiet --upgrade pip
 # torch: only this version has a local CPU build on this kind of machine; any other pulls
 # several GB of CUDA wheels. Installing it first makes the 'torch' extra's range a no-op.
 $pip install --quiet "torch==2.13.0"
-$pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,ui,serve,litellm-proxy,dev,docs]"
+$pip install --quiet -e ".[embed,torch,langchain,llamaindex,dspy,ui,serve,litellm-proxy,datagen,dev,docs]"
 # The browser test of the chat drives Debian's Chromium (Playwright's own browser download
 # cannot work offline, so `playwright install` is never run).
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+# The code sandbox of `llmrouter datagen` isolates with bubblewrap where it is installed.
+command -v bwrap >/dev/null || (apt-get update -qq && apt-get install -y -qq bubblewrap) \
+  || echo "bubblewrap not installed: the sandbox falls back to unshare / rlimits"
 bash scripts/install_local.sh
 # The serving tests start a real Redis (scale-out) on loopback.
 command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)

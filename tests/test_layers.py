@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cascades",),
     ("saving", "router", "registry", "persistence", "personalized"),
     ("flows",),
+    ("datagen",),
     ("testing",),
     ("benchmark", "serve", "serving", "ui", "cli", "integration"),
 ]

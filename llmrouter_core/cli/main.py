@@ -413,6 +413,9 @@ def _register_extensions() -> None:
     from llmrouter_core.cli import serve_commands
 
     serve_commands.register(app)
+    from llmrouter_core.cli import datagen_commands
+
+    datagen_commands.register(app)
 
 
 _register_extensions()

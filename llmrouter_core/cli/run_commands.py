@@ -109,7 +109,7 @@ def _build_executor(
     routing_text: Any = "last_user",
     trust_endpoints: bool = False,
 ) -> Any:
-    from llmrouter_core.execution import Executor, PoolOrderRouter
+    from llmrouter_core.execution import Executor
 
     if router_dir is not None:
         from llmrouter_core.persistence import load_router
@@ -134,7 +134,9 @@ def _build_executor(
             )
         for name, why in missing_local_models().items():
             err_console.print(f"[yellow]local model {name} left out:[/] {plain(why)}")
-        router = PoolOrderRouter(local.subset(available))
+        from llmrouter_core.datagen.default_router import default_local_router
+
+        router = default_local_router(available)
     if cost_weight is None:
         cost_weight = _default_knob(router)
     pool = execution_pool(router, pool_file, replay)
