@@ -651,8 +651,8 @@ class Executor:
         ``route_batch`` call (one vectorised prediction instead of one per request)."""
         plan = self._prepare(request)
         if plan.route_args is not None:
-            batcher = self._batcher()
-            self._routed(plan, await batcher.route(*plan.route_args, user=plan.request.user))
+            decision = await self._batcher().route(*plan.route_args, user=plan.request.user)
+            self._routed(plan, decision)
         return plan
 
     def _routed(self, plan: Plan, decision: Decision) -> None:
@@ -739,12 +739,8 @@ class Executor:
 def _route_extra(policy: Any, user: str | None) -> dict[str, Any]:
     """The optional arguments of a routing call: only a request that names a policy or a
     user passes them (a router of the caller's own may take neither)."""
-    extra: dict[str, Any] = {}
-    if policy is not None:
-        extra["policy"] = policy
-    if user is not None:
-        extra["user"] = user
-    return extra
+    extra = {"policy": policy, "user": user}
+    return {name: value for name, value in extra.items() if value is not None}
 
 
 def _has_plan(plan: Plan) -> bool:
