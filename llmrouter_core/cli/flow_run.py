@@ -24,6 +24,7 @@ __all__ = [
     "FlowOpt",
     "MaxRoundsOpt",
     "PolicyModelOpt",
+    "check_flow_options",
     "run_flows",
 ]
 
@@ -70,6 +71,14 @@ MaxRoundsOpt = Annotated[
 ]
 
 
+def check_flow_options(flow: FlowName, policy_model: str | None, max_rounds: int) -> None:
+    """The flow options' checks that need no router (made before anything loads)."""
+    if flow is FlowName.multi_round and policy_model is None:
+        fail("--flow multi-round needs --policy-model (a pool model)")
+    if max_rounds < 0:
+        fail("--max-rounds must be >= 0")
+
+
 def run_flows(
     executor: Any,
     queries: list[Any],
@@ -87,15 +96,12 @@ def run_flows(
     """Answer ``queries`` one by one with ``flow``; returns how many failed."""
     from llmrouter_core.flows import agentic, multi_round
 
-    if flow is FlowName.multi_round and policy_model is None:
-        fail("--flow multi-round needs --policy-model (a pool model)")
-    if policy_model is not None and policy_model not in executor.pool:
+    check_flow_options(flow, policy_model, max_rounds)
+    if policy_model is not None and policy_model not in executor.pool.names:
         fail(
             f"unknown --policy-model {policy_model!r}; "
             f"the pool has: {', '.join(executor.pool.names)}"
         )
-    if max_rounds < 0:
-        fail("--max-rounds must be >= 0")
     failed = 0
     for q in queries:
         text = (

@@ -40,6 +40,7 @@ from llmrouter_core.cli.flow_run import (
     FlowOpt,
     MaxRoundsOpt,
     PolicyModelOpt,
+    check_flow_options,
     run_flows,
 )
 
@@ -363,6 +364,8 @@ def infer(
         fail("--route-only and --model do not go together")
     if flow is not None and (route_only or model is not None):
         fail("--flow does not go with --route-only or --model")
+    if flow is not None:
+        check_flow_options(flow, policy_model, max_rounds)
     _check_numbers(
         cost_weight=cost_weight,
         max_cost=max_cost,

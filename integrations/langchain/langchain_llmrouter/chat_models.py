@@ -44,7 +44,6 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from langchain_llmrouter._convert import (
     finish_reason,
-    has_images,
     response_tool_calls,
     stream_tool_call_chunks,
     to_openai_messages,
@@ -523,23 +522,16 @@ class RoutedChatModel(BaseChatModel):
     def _required(
         self, messages: list[dict[str, Any]], response_format: Any
     ) -> tuple[frozenset[str], str] | None:
-        """Models that can take this request, for capabilities the executor does not check
-        itself (images, JSON mode); ``None`` if every model can."""
-        images = has_images(messages)
+        """Models that can take this request, for the capability the executor does not check
+        itself (JSON mode; it checks tools, JSON schemas and images); ``None`` if every model
+        can."""
         json_mode = (
             isinstance(response_format, Mapping) and response_format.get("type") == "json_object"
         )
-        if not (images or json_mode):
+        if not json_mode:
             return None
-        allowed = set(self.models)
-        reasons = []
-        if images:
-            allowed &= {m for m in self.models if self.executor.supports(m, "vision")}
-            reasons.append("accept images")
-        if json_mode:
-            allowed &= {m for m in self.models if self.executor.supports(m, "json_schema")}
-            reasons.append("support JSON output")
-        return frozenset(allowed), " and ".join(reasons)
+        allowed = {m for m in self.models if self.executor.supports(m, "json_schema")}
+        return frozenset(allowed), "support JSON output"
 
     # -- tracing -----------------------------------------------------------------------------
     def _child_name(self, call: _Call) -> tuple[str, Decision | None]:
