@@ -557,8 +557,11 @@ class Router(BaseEstimator):  # type: ignore[misc]
             return np.empty((0, quality.shape[0]), dtype=np.intp)
         trained = self.trained_policy
         if trained is None:
-            anchor = self.anchor or Anchor(self.prior_, 0.0)  # a margin of 0 changes nothing
-            picks = [choose(anchor.ranked(quality, cost, w), cost, w) for w in cost_weights]
+            anchor = self.anchor
+            picks = [
+                choose(quality if anchor is None else anchor.ranked(quality, cost, w), cost, w)
+                for w in cost_weights
+            ]
             return np.stack(picks)
         index = {m: j for j, m in enumerate(self.models_)}
         rows = []
