@@ -373,9 +373,18 @@ def build_app(
 
 
 def warm_up() -> None:
-    """Stream one LiteLLM mock response (no model, no network): LiteLLM imports its streaming
-    machinery on first use, close to a second that the first answer would otherwise wait."""
+    """Do before serving what the first message would otherwise wait for: stream one LiteLLM
+    mock response (no model, no network; LiteLLM imports its streaming machinery on first
+    use), and read matplotlib's backend, which Gradio does around every event (the first read
+    imports pyplot). Each is close to a second on this kind of machine."""
     from llmrouter_core._lazy import import_litellm
+
+    try:
+        import matplotlib
+    except ImportError:  # Gradio then skips the backend switch, too
+        pass
+    else:
+        matplotlib.get_backend()
 
     litellm = import_litellm()
     messages = [{"role": "user", "content": "warm-up"}]
