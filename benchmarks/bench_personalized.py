@@ -26,7 +26,7 @@ simulation), never on the reported users: ``--tune`` runs the grid and prints th
 Usage:
     LLMROUTER_DATA_DIR=../shared/data python benchmarks/bench_personalized.py
         [--datasets routerbench,llmrouter] [--users 200] [--base auto] [--tune]
-        [--learner offsets] [--out runs/bench_personalized.json]
+        [--learner offsets,graph] [--out runs/bench_personalized.json]
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ GRID: dict[str, list[Any]] = {
 }
 
 
-def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     train, test = load_split(name)
     if test.costs is None:
         raise SystemExit(f"{name}: the test split has no costs")
@@ -263,37 +263,62 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     models = list(test.models)
     global_choice = np.array([models.index(d.model) for d in base.route_batch(test.queries)])
 
-    def evaluate(params: dict[str, Any], users: list[SimUser], seed: int, label: str | None):
-        router = PersonalizedRouter(base=base, learner=args.learner, **params).fit(train)
+    train_users = make_users(args.tune_users, test, lengths, 1_000 + args.seed, "tune-", modes)
+
+    def evaluate(
+        params: dict[str, Any],
+        users: list[SimUser],
+        seed: int,
+        label: str | None,
+        learner: str = "offsets",
+    ) -> dict[str, Any]:
+        router = PersonalizedRouter(base=base, learner=learner, **params).fit(train)
         router.precompute(test.queries)
+        if learner == "graph":  # shared weights: learned from the training users' feedback
+            simulate(router, train_users, test, lengths, global_choice, 4_000 + args.seed)
+            router.train_learner([u.id for u in train_users])
         return simulate(router, users, test, lengths, global_choice, seed, label)
 
     params: dict[str, Any] = dict(args.params)
     tuning: list[dict[str, Any]] = []
     if args.tune:
-        tune_users = make_users(args.tune_users, test, lengths, 1_000 + args.seed, "tune-", modes)
-        keys = list(GRID)
-        for values in track(list(itertools.product(*GRID.values())), description=f"{name}: tuning"):
-            candidate = dict(zip(keys, values, strict=True))
-            result = evaluate(candidate, tune_users, 2_000 + args.seed, None)
+        grid = args.grid or GRID
+        keys = list(grid)
+        for values in track(list(itertools.product(*grid.values())), description=f"{name}: tuning"):
+            candidate = {**args.params, **dict(zip(keys, values, strict=True))}
+            result = evaluate(candidate, train_users, 2_000 + args.seed, None)
             tuning.append({"params": candidate, "objective": list(objective(result))})
+            rows = result["by_events"]
+            print(
+                f"{name}: training users, {candidate}: gain at 5/10/25 events "
+                + " / ".join(f"{rows[k]['mean_gain']:+.4f}" for k in (5, 10, 25))
+                + f", helped at 10: {100 * rows[10]['helped']:.1f}%"
+            )
         params = max(tuning, key=lambda r: r["objective"])["params"]
         print(f"{name}: chosen on training users: {params}")
     users = make_users(args.users, test, lengths, args.seed, "user-", modes)
     if args.references:
         refs = references(base, users, test, lengths, global_choice)
-        return {"dataset": name, "references": refs}
-    result = evaluate(params, users, 3_000 + args.seed, f"{name}: {len(users)} users")
-    return {
-        "dataset": name,
-        "base": args.base,
-        "learner": args.learner,
-        "base_fit_s": fit_s,
-        "median_lambda": median_lambda,
-        "params": params,
-        **result,
-        "tuning": tuning,
-    }
+        return [{"dataset": name, "references": refs}]
+    out = []
+    for learner in args.learner.split(","):
+        started = time.perf_counter()
+        label = f"{name}, {learner}: {len(users)} users"
+        result = evaluate(params, users, 3_000 + args.seed, label, learner)
+        out.append(
+            {
+                "dataset": name,
+                "base": args.base,
+                "learner": learner,
+                "base_fit_s": fit_s,
+                "seconds": time.perf_counter() - started,
+                "median_lambda": median_lambda,
+                "params": params,
+                **result,
+                "tuning": tuning,
+            }
+        )
+    return out
 
 
 def references(
@@ -358,9 +383,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--tune-users", type=int, default=40)
     parser.add_argument("--base", default="auto")
-    parser.add_argument("--learner", default="offsets")
+    parser.add_argument(
+        "--learner",
+        default="offsets",
+        help="comma-separated learners, each evaluated on the same users (offsets,graph); "
+        "the graph learner is trained on the training users' feedback first",
+    )
     parser.add_argument("--modes", default="pairs,ratings")
     parser.add_argument("--tune", action="store_true")
+    parser.add_argument(
+        "--grid", type=json.loads, default=None, help="the --tune grid (JSON: name -> values)"
+    )
     parser.add_argument(
         "--params", type=json.loads, default={}, help="router parameters (JSON), without --tune"
     )
@@ -372,7 +405,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results = [run_dataset(name, args) for name in args.datasets.split(",")]
+    results = [r for name in args.datasets.split(",") for r in run_dataset(name, args)]
     for result in results:
         print_table(result)
     if args.out is not None:
