@@ -40,8 +40,8 @@ EDGE_TYPES: tuple[tuple[str, str, str], ...] = (
     ("model", "wrote", "response"),
     ("response", "feedback_from", "user"),
 )
-#: Width of an edge's attributes: (rating surprise, is a rating, side of a pairwise choice).
-EDGE_ATTRS = 3
+#: Width of a feedback edge's attributes: (rating surprise, side of a pairwise choice).
+EDGE_ATTRS = 2
 #: The largest utility adjustment a profile makes (utility is on the quality scale, [0, 1]).
 MAX_ADJUSTMENT = 0.5
 _WHAT = 'the personalized router\'s learner="graph"'
@@ -69,10 +69,10 @@ def _context(evidence: list[Evidence], cost_weight: float) -> _Context:
         paired = ev.other >= 0
         r = rows[rated]
         surprise = ev.rating[rated] - base[r, ev.model[rated]]
-        attrs_r = np.stack([surprise, np.ones(r.size), np.zeros(r.size)], axis=1)
+        attrs_r = np.stack([surprise, np.zeros(r.size)], axis=1)
         p = rows[paired]
-        won = np.stack([np.zeros(p.size), np.zeros(p.size), np.ones(p.size)], axis=1)
-        lost = won * np.array([1.0, 1.0, -1.0])
+        won = np.stack([np.zeros(p.size), np.ones(p.size)], axis=1)
+        lost = -won
         for idx, model, attrs in (
             (r, ev.model[rated], attrs_r),
             (p, ev.model[paired], won),
@@ -130,7 +130,10 @@ class GraphLearner:
                     "query": nn.Linear(2 * n_models, dim),
                     "model": nn.Embedding(n_models, dim),
                     "response": nn.Linear(2, dim),
-                    **{rel: nn.Linear(dim * (1 + EDGE_ATTRS), dim) for _, rel, _ in EDGE_TYPES},
+                    **{
+                        rel: nn.Linear(dim * (EDGE_ATTRS if dst == "user" else 1), dim)
+                        for _, rel, dst in EDGE_TYPES
+                    },
                     "score": nn.Linear(dim, dim, bias=False),
                 }
             )
@@ -167,15 +170,16 @@ class GraphLearner:
                 msg = self._message(torch, rel, h_resp, attrs)
                 total = torch.zeros(ctx.n_users, self.dim).index_add(0, dst, msg)
                 degree = torch.zeros(ctx.n_users).index_add(0, dst, torch.ones(len(dst)))
-                h = torch.tanh(h + total / degree.clamp(min=1.0)[:, None])
+                h = h + total / degree.clamp(min=1.0)[:, None]  # linear: no saturation
         return h
 
     def _message(self, torch: Any, rel: str, h_src: Any, attrs: Any) -> Any:
         if attrs is None:
-            attrs = torch.zeros(len(h_src), EDGE_ATTRS)
-        # The source embedding, and it scaled by each attribute (a choice's side flips it).
+            return self.net[rel](h_src)
+        # Feedback: the response's embedding scaled by what the user said of it (signed: a
+        # liked answer pulls the profile towards it, a disliked one away).
         signed = [h_src * attrs[:, i : i + 1] for i in range(EDGE_ATTRS)]
-        return self.net[rel](torch.cat([h_src, *signed], dim=1))
+        return self.net[rel](torch.cat(signed, dim=1))
 
     def _delta(self, torch: Any, h_user: Any, quality: Any, cost: Any) -> Any:
         """``(n, m)`` utility adjustments for ``n`` queries of users ``h_user`` ``(n, d)``."""
@@ -224,9 +228,9 @@ class GraphLearner:
         users: list[Evidence],
         cost_weight: float,
         *,
-        epochs: int = 150,
-        lr: float = 0.01,
-        weight_decay: float = 1e-2,
+        epochs: int = 600,
+        lr: float = 0.02,
+        weight_decay: float = 1e-3,
         validation: float = 0.2,
     ) -> dict[str, Any]:
         """Learn the shared weights from ``users``' feedback (one evidence per user, events

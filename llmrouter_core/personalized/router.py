@@ -74,8 +74,10 @@ class UserProfile:
         checked: The self-check on the user's own history (with ``self_check``): of the
             user's events comparing the base router's choice with another answer, where the
             profile learned from the events *before* them and the base router ranked the two
-            differently, ``(profile right, base right)``. Routing follows the profile only
-            while it has been right more often than the base.
+            differently, ``(profile right, base right)``.
+        trusted: Whether routing follows the profile: it has feedback and (with
+            ``self_check``) has been right at least ``self_check`` times more often than the
+            base router.
     """
 
     user: str
@@ -86,6 +88,7 @@ class UserProfile:
     theta: FloatArray
     covariance: FloatArray
     checked: tuple[int, int] | None = None
+    trusted: bool = False
 
     @property
     def is_cold(self) -> bool:
@@ -101,14 +104,6 @@ class UserProfile:
             "cost_weight_shift": self.cost_weight_shift,
             "checked": None if self.checked is None else list(self.checked),
         }
-
-    @property
-    def trusted(self) -> bool:
-        """Whether routing follows the profile: it has feedback and, when self-checked, it
-        has predicted the user's own later feedback better than the base router."""
-        if self.is_cold:
-            return False
-        return self.checked is None or self.checked[0] > self.checked[1]
 
 
 class PersonalizedRouter(Router):
@@ -131,9 +126,10 @@ class PersonalizedRouter(Router):
             (with the cost-quality knob or a budget).
         confidence: Further posterior standard deviations of that gain needed: a profile
             learned from a few noisy events changes little.
-        self_check: Follow a user's profile only while it has predicted the user's own
-            later feedback better than the base router (see :attr:`UserProfile.checked`):
-            the router calibrates its caution per user from that user's history.
+        self_check: Follow a user's profile only once, on the user's own history, it has
+            predicted the user's later feedback better than the base router at least this
+            many more times than worse (see :attr:`UserProfile.checked`; 0: no check): the
+            router calibrates its caution per user from that user's own events.
         n_clusters: Query clusters the per-user offsets are conditioned on.
         model_prior: Prior precision of a user's per-model offsets (larger: more shrinkage).
         cluster_prior: Prior precision of a user's per-cluster offsets.
@@ -170,7 +166,7 @@ class PersonalizedRouter(Router):
         learner: str = "offsets",
         margin: float = 0.05,
         confidence: float = 1.5,
-        self_check: bool = True,
+        self_check: int = 1,
         n_clusters: int = 4,
         model_prior: float = 128.0,
         cluster_prior: float = 256.0,
@@ -238,6 +234,8 @@ class PersonalizedRouter(Router):
             value = getattr(self, key)
             if not (isinstance(value, int | float) and value > 0):
                 raise ValueError(f"{key} must be a number > 0, got {value!r}")
+        if not isinstance(self.self_check, int) or self.self_check < 0:
+            raise ValueError(f"self_check must be an integer >= 0, got {self.self_check!r}")
         for key in ("n_clusters", "max_events"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -474,9 +472,7 @@ class PersonalizedRouter(Router):
         checked = [check_event(e, self.models_) for e in events]
         return self.feedback_store.add(checked)
 
-    def train_learner(
-        self, users: Sequence[str] | None = None, **options: Any
-    ) -> dict[str, Any]:
+    def train_learner(self, users: Sequence[str] | None = None, **options: Any) -> dict[str, Any]:
         """Train the graph learner's shared weights on the feedback of ``users`` (default:
         every user in the store); ``options`` go to
         :meth:`~llmrouter_core.personalized.graph.GraphLearner.train` (``epochs``, ``lr``,
@@ -492,9 +488,7 @@ class PersonalizedRouter(Router):
         store = self.feedback_store
         names = list(store.users() if users is None else users)
         evidence = [self._evidence(store.events(u, limit=int(self.max_events)))[1] for u in names]
-        history: dict[str, Any] = self.learner_.train(
-            evidence, self.default_cost_weight, **options
-        )
+        history: dict[str, Any] = self.learner_.train(evidence, self.default_cost_weight, **options)
         self._reset_profiles()
         return history
 
@@ -524,9 +518,7 @@ class PersonalizedRouter(Router):
             self._profiles[user] = (version, profile)
         return profile
 
-    def _check_history(
-        self, events: Sequence[FeedbackEvent], ev: Evidence
-    ) -> tuple[int, int]:
+    def _check_history(self, events: Sequence[FeedbackEvent], ev: Evidence) -> tuple[int, int]:
         """``(profile right, base right)`` over the user's history, each query's events held
         out from a profile learned on the events before them (see
         :attr:`UserProfile.checked`); outcomes are cached by the events they read."""
@@ -597,11 +589,10 @@ class PersonalizedRouter(Router):
             theta=theta,
             covariance=covariance,
             checked=checked,
+            trusted=n > 0 and (checked is None or checked[0] - checked[1] >= self.self_check),
         )
 
-    def _evidence(
-        self, events: Sequence[FeedbackEvent]
-    ) -> tuple[list[FeedbackEvent], Evidence]:
+    def _evidence(self, events: Sequence[FeedbackEvent]) -> tuple[list[FeedbackEvent], Evidence]:
         index = {name: j for j, name in enumerate(self.models_)}
         events = [
             e
