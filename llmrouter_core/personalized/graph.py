@@ -5,14 +5,15 @@ Users, queries, models and responses are typed nodes; the typed edges are the da
 (the base router's predicted quality and cost for every model on that query) and its model (a
 learned embedding). A user node hears the responses the user gave feedback on, each edge
 carrying what the user said: a rating's surprise (the rating minus the base router's utility
-of that answer) or the side of a pairwise choice (+1 preferred, -1 not). Pairs are only ever
+of that answer) or the side of a pairwise choice (+1 preferred, -1 not); the message is the
+response's embedding scaled by it (signed), averaged over the user's edges. Pairs are only ever
 formed from one user's own choice, and a user node has no parameters of its own: its profile
 is computed from the user's last ``k`` events (inductive, so a new user with a few events gets
 a profile without retraining; a user without events has the zero profile).
 
 For a query, the personalized utility of model ``j`` is the base router's utility plus
-``MAX_ADJUSTMENT * tanh(h_user . W h_response(q, j))``: query-conditioned, and exactly the base router's for
-the zero profile.
+``MAX_ADJUSTMENT * tanh(h_user . W h_response(q, j))``: query-conditioned, and exactly the
+base router's for the zero profile.
 
 Training (:meth:`GraphLearner.train`) reads many users' feedback: each event is predicted from
 a profile built from the same user's events *before* it (the event's own rating never reaches
