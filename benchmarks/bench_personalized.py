@@ -21,11 +21,15 @@ users helped (gain >= 0), strictly helped and hurt. After 0 events the decisions
 global router's (checked on every user).
 
 Hyperparameters are chosen on *training users* (another seed, other user ids, the same
-simulation), never on the reported users: ``--tune`` runs the grid and prints the choice.
+simulation), never on the reported users: ``--tune`` runs the grid (``--grid``) and prints
+the choice, per dataset or, with ``--joint``, one setting for all datasets (how the library's
+defaults were chosen). The graph learner (``--learner offsets,graph`` evaluates both on the
+same users) is first trained on the training users' feedback, given while the global router
+routes them.
 
 Usage:
     LLMROUTER_DATA_DIR=../shared/data python benchmarks/bench_personalized.py
-        [--datasets routerbench,llmrouter] [--users 200] [--base auto] [--tune]
+        [--datasets routerbench,llmrouter] [--users 200] [--base auto] [--tune [--joint]]
         [--learner offsets,graph] [--out runs/bench_personalized.json]
 """
 
@@ -242,6 +246,18 @@ def objective(result: dict[str, Any]) -> tuple[bool, float]:
     return ok, gain if ok else rows[10]["helped"]
 
 
+def joint_choice(tunings: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """The candidate every dataset's tuning accepts whose worst dataset scores best (the
+    same candidates, in the same order, in each tuning)."""
+
+    def worst(i: int) -> tuple[bool, float]:
+        scores = [t[i]["objective"] for t in tunings]
+        return all(ok for ok, _ in scores), min(value for _, value in scores)
+
+    best = max(range(len(tunings[0])), key=worst)
+    return dict(tunings[0][best]["params"])
+
+
 GRID: dict[str, list[Any]] = {
     "margin": [0.02, 0.05, 0.1],
     "confidence": [0.5, 1.0, 1.5],
@@ -296,6 +312,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             )
         params = max(tuning, key=lambda r: r["objective"])["params"]
         print(f"{name}: chosen on training users: {params}")
+        if args.joint:
+            return [{"dataset": name, "tuning": tuning}]
     users = make_users(args.users, test, lengths, args.seed, "user-", modes)
     if args.references:
         refs = references(base, users, test, lengths, global_choice)
@@ -392,6 +410,11 @@ def main() -> None:
     parser.add_argument("--modes", default="pairs,ratings")
     parser.add_argument("--tune", action="store_true")
     parser.add_argument(
+        "--joint",
+        action="store_true",
+        help="with --tune: one setting for every dataset (the best worst case), then evaluate",
+    )
+    parser.add_argument(
         "--grid", type=json.loads, default=None, help="the --tune grid (JSON: name -> values)"
     )
     parser.add_argument(
@@ -405,7 +428,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results = [r for name in args.datasets.split(",") for r in run_dataset(name, args)]
+    names = args.datasets.split(",")
+    if args.tune and args.joint:
+        tunings = [run_dataset(name, args)[0]["tuning"] for name in names]
+        args.params, args.tune = joint_choice(tunings), False
+        print(f"chosen on the training users of {', '.join(names)} together: {args.params}")
+    results = [r for name in names for r in run_dataset(name, args)]
     for result in results:
         print_table(result)
     if args.out is not None:

@@ -103,6 +103,7 @@ class UserProfile:
             "cluster_offsets": [dict(c) for c in self.cluster_offsets],
             "cost_weight_shift": self.cost_weight_shift,
             "checked": None if self.checked is None else list(self.checked),
+            "trusted": self.trusted,
         }
 
 
