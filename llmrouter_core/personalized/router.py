@@ -332,7 +332,7 @@ class PersonalizedRouter(Router):
     def _reset_profiles(self) -> None:
         with self._state_lock:
             self._profiles: dict[str, tuple[tuple[int, int], UserProfile]] = {}
-            self._checks: dict[tuple[tuple[Any, ...], tuple[Any, ...]], tuple[int, int]] = {}
+            self._checks: dict[tuple[str, tuple[Any, ...], tuple[Any, ...]], tuple[int, int]] = {}
             self._predictions: OrderedDict[str, tuple[FloatArray, FloatArray, int]] = OrderedDict()
 
     # -- prediction --------------------------------------------------------------------------
@@ -532,7 +532,12 @@ class PersonalizedRouter(Router):
             if f == 0:
                 continue
             unit = [i for i in range(f, len(events)) if events[i].query == query]
-            key = (tuple(e.id for e in events[:f]), tuple(events[i].id for i in unit))
+            # Keyed by the events read (a store may reuse the id of a deleted event).
+            key = (
+                events[f].user,
+                tuple((e.id, e.created) for e in events[:f]),
+                tuple((events[i].id, events[i].created) for i in unit),
+            )
             with self._state_lock:
                 outcome = self._checks.get(key)
             if outcome is None:
@@ -645,6 +650,9 @@ class PersonalizedRouter(Router):
         n = self.feedback_store.delete_user(user)
         with self._state_lock:
             getattr(self, "_profiles", {}).pop(user, None)
+            checks = getattr(self, "_checks", {})
+            for key in [k for k in checks if k[0] == user]:
+                del checks[key]
         return n
 
     def export_user(self, user: str) -> dict[str, Any]:
