@@ -21,12 +21,16 @@ users helped (gain >= 0), strictly helped and hurt. After 0 events the decisions
 global router's (checked on every user).
 
 Hyperparameters are chosen on *training users* (another seed, other user ids, the same
-simulation), never on the reported users: ``--tune`` runs the grid and prints the choice.
+simulation), never on the reported users: ``--tune`` runs the grid (``--grid``) and prints
+the choice, per dataset or, with ``--joint``, one setting for all datasets (how the library's
+defaults were chosen). The graph learner (``--learner offsets,graph`` evaluates both on the
+same users) is first trained on the training users' feedback, given while the global router
+routes them.
 
 Usage:
     LLMROUTER_DATA_DIR=../shared/data python benchmarks/bench_personalized.py
-        [--datasets routerbench,llmrouter] [--users 200] [--base auto] [--tune]
-        [--learner offsets] [--out runs/bench_personalized.json]
+        [--datasets routerbench,llmrouter] [--users 200] [--base auto] [--tune [--joint]]
+        [--learner offsets,graph] [--out runs/bench_personalized.json]
 """
 
 from __future__ import annotations
@@ -242,6 +246,18 @@ def objective(result: dict[str, Any]) -> tuple[bool, float]:
     return ok, gain if ok else rows[10]["helped"]
 
 
+def joint_choice(tunings: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """The candidate every dataset's tuning accepts whose worst dataset scores best (the
+    same candidates, in the same order, in each tuning)."""
+
+    def worst(i: int) -> tuple[bool, float]:
+        scores = [t[i]["objective"] for t in tunings]
+        return all(ok for ok, _ in scores), min(value for _, value in scores)
+
+    best = max(range(len(tunings[0])), key=worst)
+    return dict(tunings[0][best]["params"])
+
+
 GRID: dict[str, list[Any]] = {
     "margin": [0.02, 0.05, 0.1],
     "confidence": [0.5, 1.0, 1.5],
@@ -249,7 +265,7 @@ GRID: dict[str, list[Any]] = {
 }
 
 
-def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     train, test = load_split(name)
     if test.costs is None:
         raise SystemExit(f"{name}: the test split has no costs")
@@ -263,37 +279,64 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     models = list(test.models)
     global_choice = np.array([models.index(d.model) for d in base.route_batch(test.queries)])
 
-    def evaluate(params: dict[str, Any], users: list[SimUser], seed: int, label: str | None):
-        router = PersonalizedRouter(base=base, learner=args.learner, **params).fit(train)
+    train_users = make_users(args.tune_users, test, lengths, 1_000 + args.seed, "tune-", modes)
+
+    def evaluate(
+        params: dict[str, Any],
+        users: list[SimUser],
+        seed: int,
+        label: str | None,
+        learner: str = "offsets",
+    ) -> dict[str, Any]:
+        router = PersonalizedRouter(base=base, learner=learner, **params).fit(train)
         router.precompute(test.queries)
+        if learner == "graph":  # shared weights: learned from the training users' feedback
+            simulate(router, train_users, test, lengths, global_choice, 4_000 + args.seed)
+            router.train_learner([u.id for u in train_users])
         return simulate(router, users, test, lengths, global_choice, seed, label)
 
     params: dict[str, Any] = dict(args.params)
     tuning: list[dict[str, Any]] = []
     if args.tune:
-        tune_users = make_users(args.tune_users, test, lengths, 1_000 + args.seed, "tune-", modes)
-        keys = list(GRID)
-        for values in track(list(itertools.product(*GRID.values())), description=f"{name}: tuning"):
-            candidate = dict(zip(keys, values, strict=True))
-            result = evaluate(candidate, tune_users, 2_000 + args.seed, None)
+        grid = args.grid or GRID
+        keys = list(grid)
+        for values in track(list(itertools.product(*grid.values())), description=f"{name}: tuning"):
+            candidate = {**args.params, **dict(zip(keys, values, strict=True))}
+            result = evaluate(candidate, train_users, 2_000 + args.seed, None)
             tuning.append({"params": candidate, "objective": list(objective(result))})
+            rows = result["by_events"]
+            print(
+                f"{name}: training users, {candidate}: gain at 5/10/25 events "
+                + " / ".join(f"{rows[k]['mean_gain']:+.4f}" for k in (5, 10, 25))
+                + f", helped at 10: {100 * rows[10]['helped']:.1f}%"
+            )
         params = max(tuning, key=lambda r: r["objective"])["params"]
         print(f"{name}: chosen on training users: {params}")
+        if args.joint:
+            return [{"dataset": name, "tuning": tuning}]
     users = make_users(args.users, test, lengths, args.seed, "user-", modes)
     if args.references:
         refs = references(base, users, test, lengths, global_choice)
-        return {"dataset": name, "references": refs}
-    result = evaluate(params, users, 3_000 + args.seed, f"{name}: {len(users)} users")
-    return {
-        "dataset": name,
-        "base": args.base,
-        "learner": args.learner,
-        "base_fit_s": fit_s,
-        "median_lambda": median_lambda,
-        "params": params,
-        **result,
-        "tuning": tuning,
-    }
+        return [{"dataset": name, "references": refs}]
+    out = []
+    for learner in args.learner.split(","):
+        started = time.perf_counter()
+        label = f"{name}, {learner}: {len(users)} users"
+        result = evaluate(params, users, 3_000 + args.seed, label, learner)
+        out.append(
+            {
+                "dataset": name,
+                "base": args.base,
+                "learner": learner,
+                "base_fit_s": fit_s,
+                "seconds": time.perf_counter() - started,
+                "median_lambda": median_lambda,
+                "params": params,
+                **result,
+                "tuning": tuning,
+            }
+        )
+    return out
 
 
 def references(
@@ -358,9 +401,22 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--tune-users", type=int, default=40)
     parser.add_argument("--base", default="auto")
-    parser.add_argument("--learner", default="offsets")
+    parser.add_argument(
+        "--learner",
+        default="offsets",
+        help="comma-separated learners, each evaluated on the same users (offsets,graph); "
+        "the graph learner is trained on the training users' feedback first",
+    )
     parser.add_argument("--modes", default="pairs,ratings")
     parser.add_argument("--tune", action="store_true")
+    parser.add_argument(
+        "--joint",
+        action="store_true",
+        help="with --tune: one setting for every dataset (the best worst case), then evaluate",
+    )
+    parser.add_argument(
+        "--grid", type=json.loads, default=None, help="the --tune grid (JSON: name -> values)"
+    )
     parser.add_argument(
         "--params", type=json.loads, default={}, help="router parameters (JSON), without --tune"
     )
@@ -372,7 +428,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results = [run_dataset(name, args) for name in args.datasets.split(",")]
+    names = args.datasets.split(",")
+    if args.tune and args.joint:
+        tunings = [run_dataset(name, args)[0]["tuning"] for name in names]
+        args.params, args.tune = joint_choice(tunings), False
+        print(f"chosen on the training users of {', '.join(names)} together: {args.params}")
+    results = [r for name in names for r in run_dataset(name, args)]
     for result in results:
         print_table(result)
     if args.out is not None:

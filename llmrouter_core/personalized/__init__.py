@@ -3,7 +3,10 @@
 * :class:`PersonalizedRouter` (``get_router("personalized", base="auto", store=...)``): any
   base router, adjusted for each user from that user's feedback, with an exact cold start;
 * :mod:`~llmrouter_core.personalized.store`: where feedback lives (memory or SQLite);
-* :mod:`~llmrouter_core.personalized.learner`: the per-user model.
+* :mod:`~llmrouter_core.personalized.learner`: the per-user model (``learner="offsets"``,
+  the default);
+* :mod:`~llmrouter_core.personalized.graph`: a GMTRouter-style graph learner shared by all
+  users (``learner="graph"``, the ``torch`` extra).
 
 See docs/personalized.md.
 """

@@ -57,6 +57,17 @@ class Evidence:
     def n(self) -> int:
         return int(self.model.shape[0])
 
+    def take(self, rows: Any) -> Evidence:
+        """The events at ``rows`` (indices or a mask)."""
+        return Evidence(
+            self.quality[rows],
+            self.cost[rows],
+            self.cluster[rows],
+            self.model[rows],
+            self.rating[rows],
+            self.other[rows],
+        )
+
 
 @dataclass(frozen=True)
 class OffsetLearner:
@@ -171,8 +182,11 @@ class OffsetLearner:
         personalized utility is the base utility plus ``features @ theta``."""
         return self._features(np.asarray(cluster), np.asarray(model), np.asarray(cost))
 
-    def adjust(self, theta: FloatArray, quality: FloatArray, cluster: Any) -> FloatArray:
-        """The personalized quality ``qhat + a + b[cluster]`` for ``(n, m)`` predictions."""
+    def adjust(
+        self, theta: FloatArray, quality: FloatArray, cost: FloatArray, cluster: Any
+    ) -> FloatArray:
+        """The personalized quality ``qhat + a + b[cluster]`` for ``(n, m)`` predictions
+        (``cost`` is not read: the user's price sensitivity is :meth:`weight_shift`)."""
         m = self.n_models
         b = theta[m:-1].reshape(self.n_clusters, m)
         return np.asarray(quality + theta[:m][None, :] + b[cluster], dtype=np.float64)
@@ -180,3 +194,12 @@ class OffsetLearner:
     def weight_shift(self, theta: FloatArray) -> float:
         """The user's extra cost weight (lambda, per USD) over the request's."""
         return float(theta[-1] / self.cost_scale)
+
+    def gain_sd(
+        self, covariance: FloatArray, cluster: int, models: tuple[int, int], cost: FloatArray
+    ) -> float:
+        """Posterior standard deviation of the personal utility difference of two models
+        (``models``, with their predicted ``cost``) on a query of ``cluster``."""
+        d = self._features(np.array([cluster, cluster]), np.array(models), cost)
+        diff = d[0] - d[1]
+        return float(np.sqrt(max(diff @ covariance @ diff, 0.0)))

@@ -51,7 +51,7 @@ __all__ = ["PersonalizedRouter", "UserProfile"]
 _PREDICTION_CACHE = 20_000
 
 #: The per-user learners.
-LEARNERS = ("offsets",)
+LEARNERS = ("offsets", "graph")
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,23 @@ class UserProfile:
     Attributes:
         user: The user.
         n_events: Feedback events it was learned from (the last ``max_events``).
-        model_offsets: Added to each model's predicted quality on every query.
-        cluster_offsets: Per query cluster, added to each model's predicted quality.
+        model_offsets: Added to each model's predicted quality on every query (the offsets
+            learner; empty for the graph learner, whose profile is an embedding).
+        cluster_offsets: Per query cluster, added to each model's predicted quality
+            (offsets learner).
         cost_weight_shift: Added to the request's cost weight (lambda, per USD): > 0 for a
             user who minds the price more than the router's default, < 0 for one who
             minds it less.
         theta: The learner's parameter vector (what routing reads).
-        covariance: Its posterior covariance (how sure the router is).
+        covariance: Its posterior covariance (how sure the router is; empty for a learner
+            without one).
+        checked: The self-check on the user's own history (with ``self_check``): of the
+            user's events comparing the base router's choice with another answer, where the
+            profile learned from the events *before* them and the base router ranked the two
+            differently, ``(profile right, base right)``.
+        trusted: Whether routing follows the profile: it has feedback and (with
+            ``self_check``) has been right at least ``self_check`` times more often than the
+            base router.
     """
 
     user: str
@@ -77,6 +87,8 @@ class UserProfile:
     cost_weight_shift: float
     theta: FloatArray
     covariance: FloatArray
+    checked: tuple[int, int] | None = None
+    trusted: bool = False
 
     @property
     def is_cold(self) -> bool:
@@ -90,6 +102,8 @@ class UserProfile:
             "model_offsets": dict(self.model_offsets),
             "cluster_offsets": [dict(c) for c in self.cluster_offsets],
             "cost_weight_shift": self.cost_weight_shift,
+            "checked": None if self.checked is None else list(self.checked),
+            "trusted": self.trusted,
         }
 
 
@@ -104,12 +118,19 @@ class PersonalizedRouter(Router):
             router), ``"sqlite:///path.db"``, or a
             :class:`~llmrouter_core.personalized.store.FeedbackStore`.
         base_params: Hyperparameters of a base router given by name.
-        learner: The per-user model: ``"offsets"`` (see
-            :mod:`llmrouter_core.personalized.learner`).
+        learner: The per-user model: ``"offsets"`` (per-user offsets and price sensitivity
+            by Bayesian shrinkage, :mod:`llmrouter_core.personalized.learner`) or ``"graph"``
+            (a GMTRouter-style graph network shared by all users, trained on many users'
+            feedback by :meth:`train_learner`; the ``torch`` extra;
+            :mod:`llmrouter_core.personalized.graph`).
         margin: Predicted personal utility gain needed to leave the base router's choice
             (with the cost-quality knob or a budget).
         confidence: Further posterior standard deviations of that gain needed: a profile
             learned from a few noisy events changes little.
+        self_check: Follow a user's profile only once, on the user's own history, it has
+            predicted the user's later feedback better than the base router at least this
+            many more times than worse (see :attr:`UserProfile.checked`; 0: no check): the
+            router calibrates its caution per user from that user's own events.
         n_clusters: Query clusters the per-user offsets are conditioned on.
         model_prior: Prior precision of a user's per-model offsets (larger: more shrinkage).
         cluster_prior: Prior precision of a user's per-cluster offsets.
@@ -145,7 +166,8 @@ class PersonalizedRouter(Router):
         base_params: dict[str, Any] | None = None,
         learner: str = "offsets",
         margin: float = 0.05,
-        confidence: float = 1.5,
+        confidence: float = 0.5,
+        self_check: int = 3,
         n_clusters: int = 4,
         model_prior: float = 128.0,
         cluster_prior: float = 256.0,
@@ -161,6 +183,7 @@ class PersonalizedRouter(Router):
         self.learner = learner
         self.margin = margin
         self.confidence = confidence
+        self.self_check = self_check
         self.n_clusters = n_clusters
         self.model_prior = model_prior
         self.cluster_prior = cluster_prior
@@ -204,10 +227,16 @@ class PersonalizedRouter(Router):
                 raise ValueError(f"{key} must be a number >= 0, got {value!r}")
         if self.learner not in LEARNERS:
             raise ValueError(f"learner must be one of {LEARNERS}, got {self.learner!r}")
+        if self.learner == "graph":  # fail before fitting anything
+            from llmrouter_core.training.torch import import_torch
+
+            import_torch('the personalized router\'s learner="graph"')
         for key in ("model_prior", "cluster_prior", "cost_prior", "noise", "pair_scale"):
             value = getattr(self, key)
             if not (isinstance(value, int | float) and value > 0):
                 raise ValueError(f"{key} must be a number > 0, got {value!r}")
+        if not isinstance(self.self_check, int) or self.self_check < 0:
+            raise ValueError(f"self_check must be an integer >= 0, got {self.self_check!r}")
         for key in ("n_clusters", "max_events"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -276,18 +305,34 @@ class PersonalizedRouter(Router):
         self.calibration_ = base.calibration_
         self.n_train_ = int(getattr(base, "n_train_", 0))
         self.unmeasured_models_ = list(getattr(base, "unmeasured_models_", []))
-        self.learner_ = OffsetLearner(
-            n_models=len(self.models_),
-            n_clusters=int(centers.shape[0]),
-            cost_scale=self.cost_scale_,
-            model_prior=float(self.model_prior),
-            cluster_prior=float(self.cluster_prior),
-            cost_prior=float(self.cost_prior),
-            noise=float(self.noise),
-            pair_scale=float(self.pair_scale),
-        )
+        self.learner_: Any
+        if self.learner == "graph":
+            from llmrouter_core.personalized.graph import GraphLearner
+
+            self.learner_ = GraphLearner(
+                len(self.models_),
+                self.cost_scale_,
+                noise=float(self.noise),
+                pair_scale=float(self.pair_scale),
+                seed=int(self.random_state),
+            )
+        else:
+            self.learner_ = OffsetLearner(
+                n_models=len(self.models_),
+                n_clusters=int(centers.shape[0]),
+                cost_scale=self.cost_scale_,
+                model_prior=float(self.model_prior),
+                cluster_prior=float(self.cluster_prior),
+                cost_prior=float(self.cost_prior),
+                noise=float(self.noise),
+                pair_scale=float(self.pair_scale),
+            )
+        self._reset_profiles()
+
+    def _reset_profiles(self) -> None:
         with self._state_lock:
             self._profiles: dict[str, tuple[tuple[int, int], UserProfile]] = {}
+            self._checks: dict[tuple[str, tuple[Any, ...], tuple[Any, ...]], tuple[int, int]] = {}
             self._predictions: OrderedDict[str, tuple[FloatArray, FloatArray, int]] = OrderedDict()
 
     # -- prediction --------------------------------------------------------------------------
@@ -328,7 +373,7 @@ class PersonalizedRouter(Router):
             max_cost=max_cost,
         )
         profile = None if user is None else self.profile(user)
-        if profile is None or profile.is_cold:
+        if profile is None or not profile.trusted:
             return self.base_.route_batch(queries, **args)
         base = self.base_
         chosen, weight = base._policy_for(policy, cost_weight, budget, threshold)
@@ -342,7 +387,7 @@ class PersonalizedRouter(Router):
             weight = chosen.weight(base._context(weight))
             chosen, knob = UtilityPolicy(), True
         shifted = max(0.0, weight + profile.cost_weight_shift)
-        personal = np.clip(self.learner_.adjust(profile.theta, q, clusters), 0.0, 1.0)
+        personal = np.clip(self.learner_.adjust(profile.theta, q, c, clusters), 0.0, 1.0)
         context = dataclasses.replace(base._context(shifted, mask), router=self.name)
         decisions = chosen.decide(personal, c, context)
         note = f"personalized for {user!r} ({profile.n_events} feedback events)"
@@ -372,7 +417,7 @@ class PersonalizedRouter(Router):
         not above ``margin`` + ``confidence`` posterior standard deviations."""
         index = {m: j for j, m in enumerate(self.models_)}
         kept = UtilityPolicy().decide(q, c, self.base_._context(weight, mask))
-        personal = np.clip(self.learner_.adjust(profile.theta, q, clusters), 0.0, 1.0)
+        personal = np.clip(self.learner_.adjust(profile.theta, q, c, clusters), 0.0, 1.0)
         utility = personal - shifted * c
         out = []
         for i, (mine, theirs) in enumerate(zip(decisions, kept, strict=True)):
@@ -380,11 +425,7 @@ class PersonalizedRouter(Router):
             if p == g:
                 out.append(mine)
                 continue
-            d = self.learner_.features(
-                np.array([clusters[i], clusters[i]]), np.array([p, g]), c[i, [p, g]]
-            )
-            diff = d[0] - d[1]
-            sd = float(np.sqrt(max(diff @ profile.covariance @ diff, 0.0)))
+            sd = self.learner_.gain_sd(profile.covariance, int(clusters[i]), (p, g), c[i, [p, g]])
             gain = float(utility[i, p] - utility[i, g])
             sure = gain > float(self.margin) + float(self.confidence) * sd
             out.append(
@@ -432,6 +473,26 @@ class PersonalizedRouter(Router):
         checked = [check_event(e, self.models_) for e in events]
         return self.feedback_store.add(checked)
 
+    def train_learner(self, users: Sequence[str] | None = None, **options: Any) -> dict[str, Any]:
+        """Train the graph learner's shared weights on the feedback of ``users`` (default:
+        every user in the store); ``options`` go to
+        :meth:`~llmrouter_core.personalized.graph.GraphLearner.train` (``epochs``, ``lr``,
+        ``validation``). Returns its training history. The offsets learner has nothing
+        shared to train (each profile is learned from its user's own events).
+
+        Raises:
+            DataError: The learner is not ``"graph"``, or too little feedback.
+        """
+        self._check_fitted()
+        if self.learner != "graph":
+            raise DataError(f"learner {self.learner!r} has no shared weights to train")
+        store = self.feedback_store
+        names = list(store.users() if users is None else users)
+        evidence = [self._evidence(store.events(u, limit=int(self.max_events)))[1] for u in names]
+        history: dict[str, Any] = self.learner_.train(evidence, self.default_cost_weight, **options)
+        self._reset_profiles()
+        return history
+
     def feedback_batch(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(
             "a personalized router takes per-user feedback: use feedback(user, query, model, "
@@ -450,31 +511,94 @@ class PersonalizedRouter(Router):
         if cached is not None and cached[0] == version:
             return cached[1]
         events = store.events(user, limit=int(self.max_events)) if version[0] else []
-        theta, covariance = self.learner_.fit(self._evidence(events), self.default_cost_weight)
-        profile = self._profile_of(user, len(events), theta, covariance)
+        events, evidence = self._evidence(events)
+        theta, covariance = self.learner_.fit(evidence, self.default_cost_weight)
+        checked = self._check_history(events, evidence) if self.self_check else None
+        profile = self._profile_of(user, len(events), theta, covariance, checked)
         with self._state_lock:
             self._profiles[user] = (version, profile)
         return profile
 
+    def _check_history(self, events: Sequence[FeedbackEvent], ev: Evidence) -> tuple[int, int]:
+        """``(profile right, base right)`` over the user's history, each query's events held
+        out from a profile learned on the events before them (see
+        :attr:`UserProfile.checked`); outcomes are cached by the events they read."""
+        w = self.default_cost_weight
+        first: dict[str, int] = {}
+        for i, e in enumerate(events):
+            first.setdefault(e.query, i)
+        right = [0, 0]
+        for query, f in first.items():
+            if f == 0:
+                continue
+            unit = [i for i in range(f, len(events)) if events[i].query == query]
+            # Keyed by the events read (a store may reuse the id of a deleted event).
+            key = (
+                events[f].user,
+                tuple((e.id, e.created) for e in events[:f]),
+                tuple((events[i].id, events[i].created) for i in unit),
+            )
+            with self._state_lock:
+                outcome = self._checks.get(key)
+            if outcome is None:
+                theta, _ = self.learner_.fit(ev.take(np.arange(f)), w)
+                outcome = self._held_out(theta, ev.take(np.array(unit)), w)
+                with self._state_lock:
+                    if len(self._checks) > _PREDICTION_CACHE:
+                        self._checks.clear()
+                    self._checks[key] = outcome
+            right[0] += outcome[0]
+            right[1] += outcome[1]
+        return right[0], right[1]
+
+    def _held_out(self, theta: FloatArray, unit: Evidence, w: float) -> tuple[int, int]:
+        """On the events of one query, ``(profile right, base right)`` among the compared
+        pairs of answers that include the base router's choice and that the profile
+        ``theta`` and the base router order differently (where following the profile would
+        have left the base router's choice, or kept it)."""
+        q, c = unit.quality[:1], unit.cost[:1]
+        base = (q - w * c)[0]
+        shift = w + self.learner_.weight_shift(theta)
+        mine = (np.clip(self.learner_.adjust(theta, q, c, unit.cluster[:1]), 0, 1) - shift * c)[0]
+        pairs = [(int(j), int(k)) for j, k in zip(unit.model, unit.other, strict=True) if k >= 0]
+        rated = [(int(j), float(r)) for j, r in zip(unit.model, unit.rating, strict=True)]
+        rated = [(j, r) for j, r in rated if not np.isnan(r)]
+        pairs += [(j, k) for j, r in rated for k, s in rated if r > s and j != k]
+        out = [0, 0]
+        chosen = int(np.argmax(base))  # what the base router would have answered with
+        for j, k in pairs:  # the user prefers j to k
+            if chosen in (j, k) and (mine[j] > mine[k]) != (base[j] > base[k]):
+                out[0 if mine[j] > mine[k] else 1] += 1
+        return out[0], out[1]
+
     def _profile_of(
-        self, user: str, n: int, theta: FloatArray, covariance: FloatArray
+        self,
+        user: str,
+        n: int,
+        theta: FloatArray,
+        covariance: FloatArray,
+        checked: tuple[int, int] | None = None,
     ) -> UserProfile:
         m = len(self.models_)
-        k = int(self.centers_.shape[0])
-        b = theta[m:-1].reshape(k, m)
+        offsets: dict[str, float] = {}
+        clusters: list[dict[str, float]] = []
+        if isinstance(self.learner_, OffsetLearner):  # the graph's profile is an embedding
+            offsets = {name: float(v) for name, v in zip(self.models_, theta[:m], strict=True)}
+            b = theta[m:-1].reshape(int(self.centers_.shape[0]), m)
+            clusters = [dict(zip(self.models_, map(float, row), strict=True)) for row in b]
         return UserProfile(
             user=user,
             n_events=n,
-            model_offsets={name: float(v) for name, v in zip(self.models_, theta[:m], strict=True)},
-            cluster_offsets=[
-                {name: float(v) for name, v in zip(self.models_, row, strict=True)} for row in b
-            ],
+            model_offsets=offsets,
+            cluster_offsets=clusters,
             cost_weight_shift=self.learner_.weight_shift(theta),
             theta=theta,
             covariance=covariance,
+            checked=checked,
+            trusted=n > 0 and (checked is None or checked[0] - checked[1] >= self.self_check),
         )
 
-    def _evidence(self, events: Sequence[FeedbackEvent]) -> Evidence:
+    def _evidence(self, events: Sequence[FeedbackEvent]) -> tuple[list[FeedbackEvent], Evidence]:
         index = {name: j for j, name in enumerate(self.models_)}
         events = [
             e
@@ -483,7 +607,7 @@ class PersonalizedRouter(Router):
         ]  # events about models a retrained base no longer routes to are left out
         rows = self._predicted([e.query for e in events])
         m = len(self.models_)
-        return Evidence(
+        return events, Evidence(
             quality=np.array([r[0] for r in rows]).reshape(-1, m),
             cost=np.array([r[1] for r in rows]).reshape(-1, m),
             cluster=np.array([r[2] for r in rows], dtype=np.intp),
@@ -526,6 +650,9 @@ class PersonalizedRouter(Router):
         n = self.feedback_store.delete_user(user)
         with self._state_lock:
             getattr(self, "_profiles", {}).pop(user, None)
+            checks = getattr(self, "_checks", {})
+            for key in [k for k in checks if k[0] == user]:
+                del checks[key]
         return n
 
     def export_user(self, user: str) -> dict[str, Any]:
@@ -568,7 +695,11 @@ class PersonalizedRouter(Router):
         }
         if isinstance(store, MemoryStore):
             section["events"] = [e.to_dict() for u in store.users() for e in store.events(u)]
-        return save_router(self.base_, path, wrapper=(section, {"centers": self.centers_}))
+        arrays: dict[str, Any] = {"centers": self.centers_}
+        if self.learner == "graph":
+            section["graph"], weights = self.learner_.get_state()
+            arrays.update({f"graph/{k}": v for k, v in weights.items()})
+        return save_router(self.base_, path, wrapper=(section, arrays))
 
     @classmethod
     def from_saved(
@@ -598,6 +729,11 @@ class PersonalizedRouter(Router):
         if centers.ndim != 2 or centers.shape[1] != len(base.models_):
             raise DataError("the saved query clusters do not fit the saved models")
         router._set_base(base, centers, float(section["cost_scale"]))
+        if router.learner == "graph" and (section.get("graph") or {}).get("trained"):
+            prefix = "graph/"
+            router.learner_.set_state(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
         return router
 
     def _check_fitted(self) -> None:

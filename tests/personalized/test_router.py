@@ -187,3 +187,30 @@ def test_the_executor_routes_for_the_user(router: Any, rb_small: Any, frugal: An
         assert theirs.decision == router.route(query)
     finally:
         set_replay_data(None)
+
+
+def test_the_self_check_follows_a_profile_only_once_it_predicts_the_user(
+    router: Any, base: Any, rb_small: Any, frugal: Any
+) -> None:
+    """A consistent user's profile passes the check on their own history; one whose feedback
+    is noise does not, and routes exactly as the base router though it has a profile."""
+    train, test = rb_small
+    frugal(router, "frugal", train.queries, 25)
+    consistent = router.profile("frugal")
+    assert consistent.checked is not None and consistent.trusted
+    assert consistent.checked[0] - consistent.checked[1] >= router.self_check
+    rng = np.random.default_rng(3)
+    for q in train.queries[:25]:  # ratings that say nothing about the answers
+        for model in rng.choice(router.models_, 2, replace=False):
+            router.feedback("noisy", q, str(model), rating=float(rng.random()))
+    noisy = router.profile("noisy")
+    assert noisy.n_events == 50 and np.abs(noisy.theta).max() > 0
+    assert not noisy.trusted and noisy.checked is not None
+    assert noisy.checked[0] - noisy.checked[1] < router.self_check
+    assert router.route_batch(test.queries, user="noisy") == base.route_batch(test.queries)
+    # Without the check, the same profile is followed.
+    unchecked = PersonalizedRouter(base=base, store=router.feedback_store, self_check=0)
+    unchecked.fit(train)
+    assert unchecked.profile("noisy").trusted and unchecked.profile("noisy").checked is None
+    with pytest.raises(ValueError, match="self_check"):
+        PersonalizedRouter(base=base, self_check=-1).fit(train)
