@@ -22,6 +22,7 @@ from typing import Any
 from llmrouter_core.errors import DataError, LLMRouterError, MissingExtraError, UnknownModelError
 from llmrouter_core.execution import (
     BudgetExceededError,
+    DirectOpenAI,
     ExecutionError,
     ExecutionResult,
     Executor,
@@ -69,6 +70,9 @@ class ServeConfig:
         admission_timeout: Seconds a call may wait for budget room held by calls in flight.
         drain_timeout: Seconds a shutdown waits for requests in flight.
         log_prompts: Log prompt texts (off: only sizes, models, costs and key names).
+        direct: Call OpenAI-compatible pool models (``openai/...`` with an ``api_base``)
+            directly (:class:`~llmrouter_core.execution.DirectOpenAI`), not through LiteLLM's
+            call path; streams and other providers go through LiteLLM either way.
     """
 
     routers: Mapping[str, Any]
@@ -82,6 +86,7 @@ class ServeConfig:
     admission_timeout: float = 5.0
     drain_timeout: float = 30.0
     log_prompts: bool = False
+    direct: bool = True
     executor_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +105,8 @@ class Service:
         first = next(iter(config.routers.values()))
         self.pool: Pool = config.pool if config.pool is not None else first.pool_
         self.default_router = next(iter(config.routers))
+        # One transport (one connection pool) for every executor of this server.
+        self.transport = DirectOpenAI() if config.direct else None
 
     # -- executors ----------------------------------------------------------------------------
     def executor(self, router: str, key: ApiKey | None) -> Executor:
@@ -120,6 +127,7 @@ class Service:
                 timeout=cfg.timeout,
                 max_retries=cfg.max_retries,
                 admission_timeout=cfg.admission_timeout,
+                transport=self.transport,
                 **cfg.executor_kwargs,
             )
         return ex
@@ -515,6 +523,8 @@ def create_app(config: ServeConfig) -> Any:
         finally:
             service.ready = False
             await service.state.close()
+            if service.transport is not None:
+                await service.transport.aclose()
 
     app = Starlette(
         routes=[
