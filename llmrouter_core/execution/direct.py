@@ -140,8 +140,9 @@ class DirectOpenAI:
                 llm_provider=_PROVIDER,
             ) from None
         except aiohttp.ClientError as exc:
-            raise self._litellm.APIConnectionError(
-                message=f"OpenAIException - {type(exc).__name__}: {exc}",
+            # LiteLLM reports a failed connection to an OpenAI endpoint as a 500.
+            raise self._litellm.InternalServerError(
+                message=f"OpenAIException - Connection error. ({type(exc).__name__})",
                 llm_provider=_PROVIDER,
                 model=model,
             ) from exc
