@@ -9,13 +9,12 @@ import math
 from typing import Any
 
 import pytest
+from serve_helpers import free_port, running_app
 
 from llmrouter_core.execution import Budget, DirectOpenAI, Executor, PoolOrderRouter
 from llmrouter_core.execution.results import AllModelsFailedError
 from llmrouter_core.pool import ModelSpec, Pool
 from llmrouter_core.testing.upstream import Behaviour, FakeUpstream
-
-from serve_helpers import free_port, running_app
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 

@@ -4,7 +4,6 @@ multi-round flow with the key's executor (its budget applies to every call of th
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import openai
