@@ -9,19 +9,8 @@ from pathlib import Path
 
 import llmrouter_core
 
-HEAVY = (
-    "torch",
-    "litellm",
-    "langchain_core",
-    "langgraph",
-    "llama_index",
-    "dspy",
-    "transformers",
-    "sklearn",
-    "pandas",
-    "onnxruntime",
-    "matplotlib",
-)
+HEAVY = ("torch", "litellm", "langchain_core", "langgraph", "llama_index", "dspy",
+         "transformers", "sklearn", "pandas", "onnxruntime", "matplotlib")
 
 
 def test_import_is_light() -> None:
@@ -29,46 +18,21 @@ def test_import_is_light() -> None:
         "import json, sys, llmrouter_core; "
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
     assert json.loads(out.stdout) == []
 
 
 def test_public_surface_is_pinned() -> None:
     assert llmrouter_core.__all__ == sorted(llmrouter_core.__all__)
     assert llmrouter_core.__all__ == [
-        "BudgetPolicy",
-        "CascadePlan",
-        "CascadePolicy",
-        "Composition",
-        "CostWeightPolicy",
-        "DataError",
-        "Decision",
-        "FanOutPlan",
-        "FanOutPolicy",
-        "LLMRouterError",
-        "MissingExtraError",
-        "ModelSpec",
-        "NotFittedError",
-        "PersistenceError",
-        "Policy",
-        "Pool",
-        "Router",
-        "RoutingData",
-        "Scorer",
-        "ThresholdPolicy",
-        "UnknownModelError",
-        "UnknownRouterError",
-        "UtilityPolicy",
-        "__version__",
-        "get_router",
-        "list_routers",
-        "load_data",
-        "load_dataset",
-        "load_router",
-        "make_router",
-        "register_router",
-        "replay_pool",
-        "set_replay_data",
+        "BudgetPolicy", "CascadePlan", "CascadePolicy", "Composition", "CostWeightPolicy",
+        "DataError", "Decision", "FanOutPlan", "FanOutPolicy", "LLMRouterError",
+        "MissingExtraError", "ModelSpec", "NotFittedError", "PersistenceError", "Policy", "Pool",
+        "Router", "RoutingData", "Scorer", "ThresholdPolicy", "UnknownModelError",
+        "UnknownRouterError", "UtilityPolicy", "__version__", "get_router", "list_routers",
+        "load_data", "load_dataset", "load_router", "make_router", "register_router",
+        "replay_pool", "set_replay_data",
     ]
     for name in llmrouter_core.__all__:
         assert getattr(llmrouter_core, name) is not None

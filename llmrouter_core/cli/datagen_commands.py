@@ -97,7 +97,9 @@ def datagen(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help="Output tokens (default: per task).")
     ] = None,
-    rpm: Annotated[float | None, typer.Option("--rpm", help="Calls per minute per model.")] = None,
+    rpm: Annotated[
+        float | None, typer.Option("--rpm", help="Calls per minute per model.")
+    ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per call.")] = 120.0,
     describe_with: Annotated[
         str | None,

@@ -201,7 +201,9 @@ HUMAN_EVAL = HubSpec("openai/openai_humaneval", None, "test", _humaneval)
 COMMONGEN = HubSpec("allenai/common_gen", None, "validation", _commongen)
 
 
-def load_hub(task: Task, *, data_files: str | Path | None = None) -> Iterator[tuple[str, Example]]:
+def load_hub(task: Task, *, data_files: str | Path | None = None) -> Iterator[
+    tuple[str, Example]
+]:
     """``(routing split, example)`` of ``task`` from its hub dataset (``data_files``: read a
     local JSON/JSONL file in the hub dataset's record format instead, through the same
     ``datasets`` code path)."""

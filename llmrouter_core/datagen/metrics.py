@@ -106,7 +106,9 @@ _CHOICE_PATTERNS = (
 )
 
 
-def extract_choice(answer: str, labels: Sequence[str], options: Sequence[str] = ()) -> str | None:
+def extract_choice(
+    answer: str, labels: Sequence[str], options: Sequence[str] = ()
+) -> str | None:
     """The option letter an answer names, or ``None``.
 
     Tried in order: "answer is (B)" / "Answer: B", "option B", a letter that starts the
@@ -117,7 +119,9 @@ def extract_choice(answer: str, labels: Sequence[str], options: Sequence[str] = 
     for pattern in _CHOICE_PATTERNS:
         for match in re.finditer(pattern, answer, flags=re.IGNORECASE | re.MULTILINE):
             letter = match.group(1).upper()
-            if letter in allowed and (pattern != _CHOICE_PATTERNS[2] or match.group(1).isupper()):
+            if letter in allowed and (
+                pattern != _CHOICE_PATTERNS[2] or match.group(1).isupper()
+            ):
                 return letter
     if options:
         norm = normalize_answer(answer)
@@ -244,9 +248,8 @@ def math_equivalence(answer: str, gold: str) -> float:
         from math_verify import parse, verify
     except ImportError:
         a, b = parse_number(_strip_math(got)), parse_number(_strip_math(want))
-        return float(
-            a is not None and a == b and _strip_math(want).lstrip("-").replace(".", "", 1).isdigit()
-        )
+        return float(a is not None and a == b and _strip_math(want).lstrip("-").replace(
+            ".", "", 1).isdigit())
     # math-verify's timeouts use signals, which work in the main thread only (elsewhere
     # it warns on every call that it has none).
     logging.getLogger("math_verify").setLevel(logging.ERROR)

@@ -378,7 +378,9 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     if describe_with is not None and describe_with not in pool.names:
         raise DataError(f"describe_with names {describe_with!r}, which is not in the pool")
-    config = _config(task_objs, pool, splits, limit, str(source), shard, temperature, describe_with)
+    config = _config(
+        task_objs, pool, splits, limit, str(source), shard, temperature, describe_with
+    )
     items = _work(task_objs, pool, splits, limit, str(source), shard)
     if any(t.needs_sandbox for t in task_objs) and sandbox is None:
         sandbox = Sandbox()

@@ -115,14 +115,8 @@ def _python() -> str:
 
 
 def _unshare_prefix() -> list[str]:
-    return [
-        shutil.which("unshare") or "unshare",
-        "--net",
-        "--map-root-user",
-        "--pid",
-        "--fork",
-        "--kill-child",
-    ]
+    return [shutil.which("unshare") or "unshare", "--net", "--map-root-user", "--pid", "--fork",
+            "--kill-child"]
 
 
 def _bwrap_fs(python: str, workdir: str | None = None) -> list[str]:

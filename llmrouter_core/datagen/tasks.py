@@ -118,7 +118,9 @@ def mc_template(ex: Example) -> str:
     if len(ex.choices) < 2:
         raise DataError(f"{ex.query_id}: a multiple-choice question needs its options")
     options = "\n".join(f"{label}. {text}" for label, text in ex.choices)
-    return f"{ex.question.strip()}\n\n{options}\n\nAnswer with the letter of the correct option."
+    return (
+        f"{ex.question.strip()}\n\n{options}\n\nAnswer with the letter of the correct option."
+    )
 
 
 def gsm8k_template(ex: Example) -> str:

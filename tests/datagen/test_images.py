@@ -69,7 +69,9 @@ def test_images_go_only_to_vision_models(tmp_path: Path, source: Path) -> None:
     assert [c.model for c in provider.calls].count("blind") == 1
 
 
-def test_a_vision_model_describes_the_images_for_the_others(tmp_path: Path, source: Path) -> None:
+def test_a_vision_model_describes_the_images_for_the_others(
+    tmp_path: Path, source: Path
+) -> None:
     provider, pool = _provider()
     out = tmp_path / "out"
     result = generate([CHARTS], pool, out, source=source, describe_with="eye", progress=False)

@@ -78,19 +78,8 @@ def test_generate_scores_every_answer_and_writes_the_canonical_table(tmp_path: P
                       limit=3, source="llmrouter", progress=False)  # fmt: skip
     assert result.calls == 3 * 2 * 3 * 2 and result.errors == 0 and result.stopped is None
     df = pd.read_parquet(result.routing_file)
-    assert set(df.columns) >= {
-        "query_id",
-        "query",
-        "model",
-        "score",
-        "cost",
-        "input_tokens",
-        "output_tokens",
-        "latency_s",
-        "task",
-        "split",
-        "response",
-    }
+    assert set(df.columns) >= {"query_id", "query", "model", "score", "cost", "input_tokens",
+                               "output_tokens", "latency_s", "task", "split", "response"}
     assert (df[df.model == "strong"].score == 1.0).all()
     assert (df[df.model == "weak"].score == 0.0).all()
     assert (df.cost > 0).all() and df.groupby(["query_id", "model"]).size().max() == 1
@@ -104,18 +93,8 @@ def test_generate_scores_every_answer_and_writes_the_canonical_table(tmp_path: P
     # loadable as routing data, and trainable with `llmrouter train --data`
     data = load_data(result.routing_file)
     assert data.n_queries == 18 and sorted(data.models) == ["strong", "weak"]
-    res = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(result.routing_file),
-            "--out",
-            str(tmp_path / "router"),
-            "--router",
-            "linear",
-        ],
-    )
+    res = CliRunner().invoke(app, ["train", "--data", str(result.routing_file),
+                                   "--out", str(tmp_path / "router"), "--router", "linear"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "router").is_dir()
 

@@ -116,7 +116,9 @@ def _sleepers() -> set[int]:
 def test_writes_outside_its_directory_do_not_land(sandbox: Sandbox, canary) -> None:  # type: ignore[no-untyped-def]
     if not _confines_files(sandbox):
         pytest.skip("without bubblewrap, files are protected by the sandbox user (root only)")
-    code = f"open({str(canary / 'pwned.txt')!r}, 'w').write('x')\n"
+    code = (
+        f"open({str(canary / 'pwned.txt')!r}, 'w').write('x')\n"
+    )
     result = sandbox.run(code)
     assert not result.ok
     assert not (canary / "pwned.txt").exists()
@@ -162,7 +164,9 @@ def test_no_network_even_to_the_hosts_loopback(sandbox: Sandbox) -> None:
         server.close()
 
 
-def test_no_secrets_reach_the_sandbox(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secrets_reach_the_sandbox(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-for-the-sandbox")
     result = sandbox.run("import os\nprint(sorted(os.environ))\n")
     assert result.ok and "OPENAI_API_KEY" not in result.stdout

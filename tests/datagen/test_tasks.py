@@ -42,8 +42,6 @@ def _hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True, raising=False)
-
-
 ELEVEN = [
     "natural_qa", "trivia_qa", "mmlu", "gpqa", "mbpp", "human_eval", "gsm8k",
     "commonsense_qa", "math", "openbook_qa", "arc_challenge",
@@ -130,10 +128,8 @@ def test_human_eval_gold_solution_passes_and_a_wrong_one_fails(data_dir: Path) -
     assert task.score(good, ex, sandbox) == 1.0
     assert task.score(good.replace("< threshold", "> threshold"), ex, sandbox) == 0.0
     # A body-only answer is appended to the prompt.
-    body = (
-        "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) "
-        "for b in numbers[i + 1:])\n"
-    )
+    body = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) " \
+           "for b in numbers[i + 1:])\n"
     assert task.score(body, ex, sandbox) == 1.0
     with pytest.raises(ValueError, match="Sandbox"):
         task.score(good, ex)

@@ -154,13 +154,8 @@ def tool_pool(router: Any) -> Any:
     # recorded costs), so every call's cost is known.
     listed = litellm_prices(router.models_)
     priced = Pool(
-        s
-        if s.has_prices
-        else replace(
-            s,
-            input_price=router.pool_[s.name].input_price,
-            output_price=router.pool_[s.name].output_price,
-        )
+        s if s.has_prices else replace(s, input_price=router.pool_[s.name].input_price,
+                                       output_price=router.pool_[s.name].output_price)
         for s in listed
     )
     specs = []
