@@ -7,7 +7,8 @@ through each path:
 
 * (a) ``direct``: the upstream itself;
 * (b) ``llmrouter``: ``llmrouter serve`` (a router that prefers ``flaky`` and falls back to
-  ``fast``), with an API key and its budget;
+  ``fast``), with an API key and its budget; with ``--litellm-calls``, once more with every
+  model call through LiteLLM's call path instead of the direct one;
 * (c) ``litellm``: LiteLLM's proxy forwarding to the same upstream without routing (with a
   fallback from ``flaky`` to ``fast``);
 * (d) ``litellm+router``: the same LiteLLM proxy process, model ``llmrouter/bench`` (our
@@ -45,7 +46,7 @@ the end.
 
 Usage:
     python benchmarks/bench_serve.py [--requests 2000] [--concurrency 200] [--latency 0.02]
-        [--warm 200] [--rate R] [--skip-litellm] [--skip-budget]
+        [--warm 200] [--rate R] [--litellm-calls] [--skip-litellm] [--skip-budget]
 """
 
 from __future__ import annotations
@@ -477,6 +478,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.03, help="USD of the budget scenario")
     ap.add_argument("--skip-litellm", action="store_true")
     ap.add_argument("--skip-budget", action="store_true")
+    ap.add_argument(
+        "--litellm-calls",
+        action="store_true",
+        help="also run (b) with --litellm-calls (every call through LiteLLM's call path)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--warm", type=int, default=200, help="untimed requests per row before the clock starts"
@@ -551,14 +557,18 @@ def main() -> None:
             direct = run("(a) direct", "clean", up, chat, "fast", None, None, up_warm)
             direct_f = run("(a) direct", "faults", up, chat, "flaky", None, None, up_warm)
 
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            with process(serve_args(files, port), url + "/ready", tmp / "serve.log", env) as gw:
-                chat = url + "/v1/chat/completions"
-                b = "(b) llmrouter serve"
-                cheap = "llmrouter/bench:cost_weight=inf"
-                run(b, "clean", gw, chat, cheap, KEY, direct, url + "/health")
-                run(b, "faults", gw, chat, "llmrouter/bench", KEY, direct_f, url + "/health")
+            variants = [("(b) llmrouter serve", [])]
+            if args.litellm_calls:
+                variants.append(("(b) llmrouter serve --litellm-calls", ["--litellm-calls"]))
+            for b, extra in variants:
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                sargs = serve_args(files, port) + extra
+                with process(sargs, url + "/ready", tmp / "serve.log", env) as gw:
+                    chat = url + "/v1/chat/completions"
+                    cheap = "llmrouter/bench:cost_weight=inf"
+                    run(b, "clean", gw, chat, cheap, KEY, direct, url + "/health")
+                    run(b, "faults", gw, chat, "llmrouter/bench", KEY, direct_f, url + "/health")
 
             if not args.skip_litellm:
                 port = free_port()
