@@ -7,7 +7,8 @@ through each path:
 
 * (a) ``direct``: the upstream itself;
 * (b) ``llmrouter``: ``llmrouter serve`` (a router that prefers ``flaky`` and falls back to
-  ``fast``), with an API key and its budget;
+  ``fast``), with an API key and its budget; with ``--litellm-calls``, once more with every
+  model call through LiteLLM's call path instead of the direct one;
 * (c) ``litellm``: LiteLLM's proxy forwarding to the same upstream without routing (with a
   fallback from ``flaky`` to ``fast``);
 * (d) ``litellm+router``: the same LiteLLM proxy process, model ``llmrouter/bench`` (our
@@ -19,14 +20,35 @@ for (b)/(d) so that the router picks ``fast`` too) for throughput and added late
 ``budget``, runs two ``llmrouter serve`` replicas sharing a real ``redis-server`` with one key
 whose budget runs out under the faulty load, and checks that the spend stays within it.
 
+What "200 concurrent" means here (``--concurrency 200``): 200 clients, each with its own
+keep-alive HTTP/1.1 connection, opened before the clock starts (200 simultaneous GETs of a
+cheap endpoint); each client sends its next request as soon as its previous one is answered
+(a closed loop), so exactly 200 requests are in flight at every moment until the last ones.
+``--warm`` untimed requests per row warm the path first (LiteLLM imports provider code on its
+first call). In a closed loop, latency = 200 / throughput (Little's law): once a gateway is
+CPU-bound, its added latency is its CPU per request x 200, queueing, not a per-request
+overhead. ``--rate R`` runs an open loop instead: requests start at R per second with at most
+``--concurrency`` in flight, which measures the added latency of a gateway that keeps up.
+Clients close a connection idle for 4 s (servers close theirs after 5 s; a request sent on a
+connection the server is closing would fail with a reset that no gateway caused).
+
+The clients run in this process, on aiohttp (its C HTTP parser) and uvloop when installed;
+the ``client CPU ms/req`` column shows what they cost, so the reader can check that the
+harness is not the bottleneck (a one-process httpx client with 200 connections spent about
+8 ms of CPU per request on this 2-core machine: it, not the upstream, made the direct path
+look slow). Servers run on uvicorn, which uses uvloop and httptools when installed.
+
 Printed: requests, throughput, p50 / p99 latency and their excess over (a), answered, errors
 (an error status or an in-stream error event), lost (no answer and no error: a dropped
-connection, a stream that ends without either), and for ``budget`` the spend against the
-limit. Every process listens on 127.0.0.1 and is stopped at the end.
+connection, a stream that ends without either), the CPU per request of the server process
+(``gw CPU ms/req``: user + system time from ``/proc``, the figure that survives a busy
+machine) and of the clients, the 1-minute load average when the row started, and for
+``budget`` the spend against the limit. Every process listens on 127.0.0.1 and is stopped at
+the end.
 
 Usage:
     python benchmarks/bench_serve.py [--requests 2000] [--concurrency 200] [--latency 0.02]
-        [--skip-litellm] [--skip-budget]
+        [--warm 200] [--rate R] [--litellm-calls] [--skip-litellm] [--skip-budget]
 """
 
 from __future__ import annotations
@@ -243,7 +265,7 @@ class Outcome:
 
 
 async def one_request(
-    client: Any,
+    session: Any,
     url: str,
     model: str,
     stream: bool,
@@ -251,7 +273,7 @@ async def one_request(
     headers: dict[str, str],
     out: Outcome,
 ) -> None:
-    import httpx
+    import aiohttp
 
     body: dict[str, Any] = {
         "model": model,
@@ -262,43 +284,42 @@ async def one_request(
         body["stream"] = True
     started = time.perf_counter()
     try:
-        if not stream:
-            r = await client.post(url, json=body, headers=headers)
-            status = str(r.status_code)
-            if r.status_code == 200 and r.json()["choices"][0]["message"]["content"]:
-                out.answered += 1
-                out.cost += float(r.headers.get("x-llmrouter-cost", 0) or 0)
-            else:
+        async with session.post(url, json=body, headers=headers) as r:
+            status = str(r.status)
+            if r.status != 200:
+                await r.read()
                 out.errors += 1
-        else:
-            async with client.stream("POST", url, json=body, headers=headers) as r:
-                status = str(r.status_code)
-                if r.status_code != 200:
-                    await r.aread()
-                    out.errors += 1
+            elif not stream:
+                data = await r.json()
+                if data["choices"][0]["message"]["content"]:
+                    out.answered += 1
+                    out.cost += float(r.headers.get("x-llmrouter-cost", 0) or 0)
                 else:
-                    done, failed, text = False, False, ""
-                    async for line in r.aiter_lines():
-                        if not line.startswith("data: "):
-                            continue
-                        data = line[6:]
-                        if data == "[DONE]":
-                            done = True
-                            break
-                        obj = json.loads(data)
-                        if "error" in obj:
-                            failed = True
-                        for c in obj.get("choices") or []:
-                            text += (c.get("delta") or {}).get("content") or ""
-                    if done and text and not failed:
-                        out.answered += 1
-                    elif failed:
-                        out.errors += 1
-                        status = "stream-error"
-                    else:
-                        out.lost += 1
-                        status = "stream-cut"
-    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+                    out.errors += 1
+            else:
+                done, failed, text = False, False, ""
+                async for raw in r.content:
+                    line = raw.decode().strip()
+                    if not line.startswith("data: "):
+                        continue
+                    data = line[6:]
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    obj = json.loads(data)
+                    if "error" in obj:
+                        failed = True
+                    for c in obj.get("choices") or []:
+                        text += (c.get("delta") or {}).get("content") or ""
+                if done and text and not failed:
+                    out.answered += 1
+                elif failed:
+                    out.errors += 1
+                    status = "stream-error"
+                else:
+                    out.lost += 1
+                    status = "stream-cut"
+    except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
         out.lost += 1
         status = type(exc).__name__
     out.latencies.append(time.perf_counter() - started)
@@ -306,29 +327,84 @@ async def one_request(
 
 
 async def load(
-    url: str, model: str, n: int, concurrency: int, stream_share: float, key: str | None
+    url: str,
+    model: str,
+    n: int,
+    concurrency: int,
+    stream_share: float,
+    key: str | None,
+    *,
+    warm_url: str | None = None,
+    warm_requests: int = 0,
+    rate: float | None = None,
 ) -> Outcome:
-    import httpx
+    """Send ``n`` requests with at most ``concurrency`` in flight; see the module docstring.
+
+    Before the clock starts, ``concurrency`` simultaneous GETs of ``warm_url`` open the
+    keep-alive connections (one per client) and ``warm_requests`` untimed chat requests warm
+    the path. ``rate``: start requests at this many per second (open loop) instead of each
+    client sending its next request as soon as its last one ends (closed loop)."""
+    import aiohttp
 
     out = Outcome()
     headers = {"authorization": f"Bearer {key}"} if key else {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
-    every = round(1 / stream_share) if stream_share > 0 else 0
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    # Idle connections close on this side first: uvicorn closes them after 5 s, and a request
+    # sent on a connection the server is closing at that moment fails with a reset.
+    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=4.0)
+    timeout = aiohttp.ClientTimeout(total=30.0)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                stream = bool(every) and i % every == 0
-                await one_request(client, url, model, stream, i, headers, out)
+        async def opened() -> None:
+            async with session.get(warm_url or url.rsplit("/v1/", 1)[0] + "/v1/models") as r:
+                await r.read()
 
+        await asyncio.gather(*(opened() for _ in range(concurrency)))
+        warm = Outcome()
+        for start in range(0, warm_requests, concurrency):
+            count = min(concurrency, warm_requests - start)
+            await asyncio.gather(
+                *(one_request(session, url, model, False, -i, headers, warm) for i in range(count))
+            )
+        every = round(1 / stream_share) if stream_share > 0 else 0
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if rate is None:
+            todo = iter(range(n))
+
+            async def client() -> None:
+                for i in todo:  # a shared iterator: each request is sent by one client
+                    stream = bool(every) and i % every == 0
+                    await one_request(session, url, model, stream, i, headers, out)
+
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+        else:
+            slots = asyncio.Semaphore(concurrency)
+
+            async def timed(i: int) -> None:
+                try:
+                    stream = bool(every) and i % every == 0
+                    await one_request(session, url, model, stream, i, headers, out)
+                finally:
+                    slots.release()
+
+            tasks = []
+            for i in range(n):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await slots.acquire()
+                tasks.append(asyncio.create_task(timed(i)))
+            await asyncio.gather(*tasks)
         out.wall = time.perf_counter() - started
     return out
+
+
+def run_loop(coro: Any) -> Any:
+    """``asyncio.run`` on uvloop when it is installed (a lighter client)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -337,7 +413,13 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def row(
-    path: str, workload: str, out: Outcome, base: Outcome | None, cpu: float | None = None
+    path: str,
+    workload: str,
+    out: Outcome,
+    base: Outcome | None,
+    cpu: float | None = None,
+    client_cpu: float | None = None,
+    load_avg: float | None = None,
 ) -> dict[str, Any]:
     n = out.answered + out.errors + out.lost
     p50, p99 = pct(out.latencies, 0.5), pct(out.latencies, 0.99)
@@ -355,6 +437,8 @@ def row(
         "lost": out.lost,
         "mean ms": 1000 * statistics.fmean(out.latencies) if out.latencies else float("nan"),
         "gw CPU ms/req": None if cpu is None else 1000 * cpu / max(n, 1),
+        "client CPU ms/req": None if client_cpu is None else 1000 * client_cpu / max(n, 1),
+        "load": load_avg,
     }
 
 
@@ -372,6 +456,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "errors",
         "lost",
         "gw CPU ms/req",
+        "client CPU ms/req",
+        "load",
     ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
@@ -379,7 +465,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         cells = []
         for c in cols:
             v = r[c]
-            cells.append("-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v))
+            fmt = "{:.2f}" if c.endswith("CPU ms/req") or c == "load" else "{:.1f}"
+            cells.append("-" if v is None else fmt.format(v) if isinstance(v, float) else str(v))
         print("| " + " | ".join(cells) + " |")
 
 
@@ -395,7 +482,21 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.03, help="USD of the budget scenario")
     ap.add_argument("--skip-litellm", action="store_true")
     ap.add_argument("--skip-budget", action="store_true")
+    ap.add_argument(
+        "--litellm-calls",
+        action="store_true",
+        help="also run (b) with --litellm-calls (every call through LiteLLM's call path)",
+    )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--warm", type=int, default=200, help="untimed requests per row before the clock starts"
+    )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: start this many requests per second (at most --concurrency in "
+        "flight) instead of each client sending its next request when its last one ends",
+    )
     ap.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.upstream:
@@ -430,25 +531,48 @@ def main() -> None:
                 model: str,
                 key: str | None,
                 base: Outcome | None,
+                warm_url: str,
             ) -> Outcome:
-                """One row: the load, and the CPU the gateway process ``proc`` spent on it."""
+                """One row: the load, and the CPU the gateway process ``proc`` and this
+                (client) process spent on it."""
                 share = args.stream_share if workload == "faults" else 0.0
-                before = cpu_seconds(proc.pid)
-                out = asyncio.run(load(url, model, n, c, share, key))
-                rows.append(row(path, workload, out, base, cpu_seconds(proc.pid) - before))
+                load_avg = os.getloadavg()[0]
+                before, client = cpu_seconds(proc.pid), cpu_seconds(os.getpid())
+                out = run_loop(
+                    load(
+                        url,
+                        model,
+                        n,
+                        c,
+                        share,
+                        key,
+                        warm_url=warm_url,
+                        warm_requests=args.warm,
+                        rate=args.rate,
+                    )
+                )
+                gw_cpu = cpu_seconds(proc.pid) - before
+                client_cpu = cpu_seconds(os.getpid()) - client
+                rows.append(row(path, workload, out, base, gw_cpu, client_cpu, load_avg))
                 return out
 
             chat = upstream + "/v1/chat/completions"
-            direct = run("(a) direct", "clean", up, chat, "fast", None, None)
-            direct_f = run("(a) direct", "faults", up, chat, "flaky", None, None)
+            up_warm = upstream + "/v1/models"
+            direct = run("(a) direct", "clean", up, chat, "fast", None, None, up_warm)
+            direct_f = run("(a) direct", "faults", up, chat, "flaky", None, None, up_warm)
 
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            with process(serve_args(files, port), url + "/ready", tmp / "serve.log", env) as gw:
-                chat = url + "/v1/chat/completions"
-                b = "(b) llmrouter serve"
-                run(b, "clean", gw, chat, "llmrouter/bench:cost_weight=inf", KEY, direct)
-                run(b, "faults", gw, chat, "llmrouter/bench", KEY, direct_f)
+            variants = [("(b) llmrouter serve", [])]
+            if args.litellm_calls:
+                variants.append(("(b) llmrouter serve --litellm-calls", ["--litellm-calls"]))
+            for b, extra in variants:
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                sargs = serve_args(files, port) + extra
+                with process(sargs, url + "/ready", tmp / "serve.log", env) as gw:
+                    chat = url + "/v1/chat/completions"
+                    cheap = "llmrouter/bench:cost_weight=inf"
+                    run(b, "clean", gw, chat, cheap, KEY, direct, url + "/health")
+                    run(b, "faults", gw, chat, "llmrouter/bench", KEY, direct_f, url + "/health")
 
             if not args.skip_litellm:
                 port = free_port()
@@ -465,12 +589,13 @@ def main() -> None:
                 ready = url + "/health/liveliness"
                 with process(largs, ready, tmp / "litellm.log", lenv) as gw:
                     chat = url + "/v1/chat/completions"
-                    run("(c) LiteLLM proxy", "clean", gw, chat, "fast", MASTER, direct)
-                    run("(c) LiteLLM proxy", "faults", gw, chat, "flaky", MASTER, direct_f)
+                    c_ = "(c) LiteLLM proxy"
+                    run(c_, "clean", gw, chat, "fast", MASTER, direct, ready)
+                    run(c_, "faults", gw, chat, "flaky", MASTER, direct_f, ready)
                     # Routed with the deployment's knobs: prefers flaky, falls back to fast.
                     d = "(d) LiteLLM + router"
-                    run(d, "clean", gw, chat, "llmrouter/bench-cheap", MASTER, direct)
-                    run(d, "faults", gw, chat, "llmrouter/bench", MASTER, direct_f)
+                    run(d, "clean", gw, chat, "llmrouter/bench-cheap", MASTER, direct, ready)
+                    run(d, "faults", gw, chat, "llmrouter/bench", MASTER, direct_f, ready)
 
             print(
                 f"\n{n} requests per row, {c} concurrent clients, upstream latency "
@@ -533,7 +658,7 @@ def budget_scenario(tmp: Path, upstream: str, args: Any, env: dict[str, str]) ->
                     )
                 )
 
-            outs = asyncio.run(both())
+            outs = run_loop(both())
         fields = {
             k.decode(): float(v)
             for k, v in redis.Redis(port=rport).hgetall("llmrouter:budget:{bench}").items()

@@ -97,6 +97,14 @@ def serve(
     log_prompts: Annotated[
         bool, typer.Option("--log-prompts", help="Log prompt texts (with -v; off by default).")
     ] = False,
+    litellm_calls: Annotated[
+        bool,
+        typer.Option(
+            "--litellm-calls",
+            help="Call OpenAI-compatible endpoints through LiteLLM too (default: directly, "
+            "which costs far less CPU per call).",
+        ),
+    ] = False,
     trust_endpoints: TrustEndpointsOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -158,6 +166,7 @@ def serve(
             max_retries=max_retries,
             drain_timeout=drain_timeout,
             log_prompts=log_prompts,
+            direct=not litellm_calls,
         )
         server = make_server(config, host=host, port=port, fd=fd)
         served = ", ".join(f"llmrouter/{n}" for n in routers)

@@ -37,6 +37,7 @@ from llmrouter_core.execution.conversation import (
     ContextMode,
     Conversation,
 )
+from llmrouter_core.execution.direct import DirectOpenAI
 from llmrouter_core.execution.executor import Capability, Executor, RouterLike, StreamedResponse
 from llmrouter_core.execution.keys import KeyPool, KeysError, parse_api_keys, redact_secrets
 from llmrouter_core.execution.request import Request
@@ -66,6 +67,7 @@ __all__ = [
     "ContextError",
     "ContextMode",
     "Conversation",
+    "DirectOpenAI",
     "ExecutionError",
     "ExecutionResult",
     "Executor",

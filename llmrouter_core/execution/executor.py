@@ -159,6 +159,8 @@ class Executor:
             left out of every request under a budget or a cap.
         admission_timeout: Longest wait, in seconds, for a budget to have room for a call's
             cost bound while other calls are in flight (0: refuse at once).
+        transport: What makes the calls: LiteLLM (``None``) or an object with its interface,
+            e.g. :class:`~llmrouter_core.execution.direct.DirectOpenAI`.
 
     Example:
         >>> import llmrouter_core as lr                                     # doctest: +SKIP
@@ -186,6 +188,7 @@ class Executor:
         litellm_kwargs: Mapping[str, Any] | None = None,
         max_price: float | None = None,
         admission_timeout: float = 60.0,
+        transport: Any = None,
     ) -> None:
         from llmrouter_core._lazy import import_litellm
 
@@ -236,7 +239,7 @@ class Executor:
         self.litellm_kwargs = dict(litellm_kwargs or {})
         self.max_price = None if max_price is None else float(max_price)
         self.admission_timeout = float(admission_timeout)
-        self._litellm = import_litellm()
+        self._litellm = import_litellm() if transport is None else transport
         self._services: dict[str, tuple[str, ...]] = {}
         # Pool models outside the router's (callable with ``model=``) get theirs on first use.
         self._spec_kwargs = {name: _spec_call_kwargs(self.pool[name]) for name in self.models}
@@ -739,8 +742,7 @@ class Executor:
 def _route_extra(policy: Any, user: str | None) -> dict[str, Any]:
     """The optional arguments of a routing call: only a request that names a policy or a
     user passes them (a router of the caller's own may take neither)."""
-    extra = {"policy": policy, "user": user}
-    return {name: value for name, value in extra.items() if value is not None}
+    return {k: v for k, v in {"policy": policy, "user": user}.items() if v is not None}
 
 
 def _has_plan(plan: Plan) -> bool:
@@ -764,8 +766,7 @@ def _register_call_secrets(kwargs: Mapping[str, Any]) -> None:
 
 
 def _register_spec_secrets(spec: ModelSpec) -> None:
-    if spec.api_key_env:
-        register_secret(os.environ.get(spec.api_key_env))
+    register_secret(os.environ.get(spec.api_key_env) if spec.api_key_env else None)
     _register_call_secrets(spec.extra)
 
 

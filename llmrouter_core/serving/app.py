@@ -22,6 +22,7 @@ from typing import Any
 from llmrouter_core.errors import DataError, LLMRouterError, MissingExtraError, UnknownModelError
 from llmrouter_core.execution import (
     BudgetExceededError,
+    DirectOpenAI,
     ExecutionError,
     ExecutionResult,
     Executor,
@@ -40,6 +41,7 @@ from llmrouter_core.serving.protocol import (
     chunk_body,
     completion_body,
     extension,
+    flow_body,
     new_id,
     parse_chat,
     tool_calls_of,
@@ -69,6 +71,9 @@ class ServeConfig:
         admission_timeout: Seconds a call may wait for budget room held by calls in flight.
         drain_timeout: Seconds a shutdown waits for requests in flight.
         log_prompts: Log prompt texts (off: only sizes, models, costs and key names).
+        direct: Call OpenAI-compatible pool models (``openai/...`` with an ``api_base``)
+            directly (:class:`~llmrouter_core.execution.DirectOpenAI`), not through LiteLLM's
+            call path; streams and other providers go through LiteLLM either way.
     """
 
     routers: Mapping[str, Any]
@@ -82,6 +87,7 @@ class ServeConfig:
     admission_timeout: float = 5.0
     drain_timeout: float = 30.0
     log_prompts: bool = False
+    direct: bool = True
     executor_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +106,8 @@ class Service:
         first = next(iter(config.routers.values()))
         self.pool: Pool = config.pool if config.pool is not None else first.pool_
         self.default_router = next(iter(config.routers))
+        # One transport (one connection pool) for every executor of this server.
+        self.transport = DirectOpenAI() if config.direct else None
 
     # -- executors ----------------------------------------------------------------------------
     def executor(self, router: str, key: ApiKey | None) -> Executor:
@@ -120,6 +128,7 @@ class Service:
                 timeout=cfg.timeout,
                 max_retries=cfg.max_retries,
                 admission_timeout=cfg.admission_timeout,
+                transport=self.transport,
                 **cfg.executor_kwargs,
             )
         return ex
@@ -342,6 +351,8 @@ def create_app(config: ServeConfig) -> Any:
             ex = service.executor(router, key)
             args = service.arguments(call, router, model)
             shown = None if model is not None else ROUTER_PREFIX + router
+            if call.flow is not None:
+                return await flow_answer(ex, call, args["cost_weight"], router, key, started)
             if call.stream:
                 response = await stream(ex, call, args, shown, router, key, started)
                 streaming = True
@@ -362,6 +373,61 @@ def create_app(config: ServeConfig) -> Any:
         finally:
             if not streaming:
                 service.metrics.in_flight -= 1
+
+    async def flow_answer(
+        ex: Executor,
+        call: ChatCall,
+        cost_weight: float | None,
+        router: str,
+        key: ApiKey | None,
+        started: float,
+    ) -> Response:
+        """Answer with a flow (``"llmrouter": {"flow": ...}``): plain, or as one SSE piece."""
+        endpoint, shown = "/v1/chat/completions", ROUTER_PREFIX + router
+        try:
+            result = await run_flow(ex, call, cost_weight)
+        except Exception as exc:
+            raise api_error_of(exc) from None
+        body = flow_body(result, router=shown, flow=str(call.flow), explain=call.explain)
+        model, wall = body["model"], time.perf_counter() - started
+        in_models = sum(s.latency_s for s in result.steps if s.role == "call")
+        service.metrics.answered(shown, model, result.cost, wall - in_models)
+        service.metrics.request(endpoint, 200)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "flow key=%s router=%s flow=%s models=%s cost=%.6g latency=%.3fs",
+                key.name if key else "-",
+                router,
+                call.flow,
+                model,
+                result.cost,
+                wall,
+            )
+        headers = headers_of(model, shown, result.cost)
+        if not call.stream:
+            return JSONResponse(body, headers=headers)
+        rid, created = body["id"], body["created"]
+
+        def sse(obj: Any) -> bytes:
+            return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+        pieces = [
+            chunk_body(rid, model, delta={"role": "assistant", "content": ""}, created=created),
+            chunk_body(rid, model, delta={"content": result.answer}, created=created),
+            {
+                **chunk_body(rid, model, finish_reason="stop", created=created),
+                "llmrouter": body["llmrouter"],
+            },
+        ]
+        if call.include_usage:
+            pieces.append({**chunk_body(rid, model, created=created), "choices": []})
+            pieces[-1]["usage"] = body["usage"]
+        payload = b"".join(sse(p) for p in pieces) + b"data: [DONE]\n\n"
+        return Response(
+            payload,
+            media_type="text/event-stream",
+            headers={**headers, "cache-control": "no-cache"},
+        )
 
     async def stream(
         ex: Executor,
@@ -515,6 +581,8 @@ def create_app(config: ServeConfig) -> Any:
         finally:
             service.ready = False
             await service.state.close()
+            if service.transport is not None:
+                await service.transport.aclose()
 
     app = Starlette(
         routes=[
@@ -529,6 +597,36 @@ def create_app(config: ServeConfig) -> Any:
     )
     app.state.service = service
     return app
+
+
+async def run_flow(ex: Executor, call: ChatCall, cost_weight: float | None) -> Any:
+    """Run the flow ``call`` asks for on its last user message, with ``ex`` (the key's
+    executor: its budget applies to every call of the flow). A flow none of whose model calls
+    succeeded is an error: 429 if the budget refused its calls, else 502."""
+    from llmrouter_core.execution import content_text
+    from llmrouter_core.flows import aagentic, amulti_round
+
+    users = [m for m in call.messages if m.get("role") == "user"]
+    query = content_text(users[-1].get("content")) if users else ""
+    if not query.strip():
+        raise ApiError(400, "a flow needs a user message with text", param="messages")
+    common: dict[str, Any] = {"executor": ex, "max_cost": call.max_cost, "user": call.user}
+    if call.flow == "agentic":
+        result = await aagentic(query, cost_weight=cost_weight, **common, **call.flow_options)
+    else:
+        result = await amulti_round(query, **common, **call.flow_options)
+    if not any(s.model and s.error is None and s.cost is not None for s in result.steps):
+        # No model call of the flow succeeded: its answer would only list the failures.
+        errors = [s.error for s in result.steps if s.error]
+        why = "; ".join(errors[:3]) or (result.stopped or "no answer")
+        if any("budget" in e.lower() for e in errors):
+            raise ApiError(
+                429, f"the flow ran out of budget: {why}", code="insufficient_quota", kind="budget"
+            )
+        raise ApiError(
+            502, f"the flow answered nothing: {why}", code="upstream_error", kind="upstream"
+        )
+    return result
 
 
 async def _one(result: ExecutionResult) -> AsyncIterator[StreamChunk | ExecutionResult]:

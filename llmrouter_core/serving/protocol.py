@@ -4,23 +4,28 @@
   anything else names a pool model (forwarded unrouted);
 * :func:`parse_chat` validates a request body into a :class:`ChatCall`;
 * :func:`completion_body`, :func:`chunk_body` and :func:`usage_body` build OpenAI-shaped
-  responses from the executor's results;
+  responses from the executor's results, :func:`flow_body` from a flow's;
 * :class:`ApiError` is an error answer: an HTTP status and an OpenAI-style error body.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmrouter_core.execution import ExecutionResult, content_text
 
+if TYPE_CHECKING:
+    from llmrouter_core.flows import FlowResult
+
 __all__ = [
+    "FLOWS",
     "ROUTER_PREFIX",
     "ApiError",
     "ChatCall",
@@ -28,6 +33,8 @@ __all__ = [
     "chunk_body",
     "completion_body",
     "error_body",
+    "flow_body",
+    "flow_model",
     "parse_chat",
     "parse_model",
     "usage_body",
@@ -56,6 +63,11 @@ PASSTHROUGH = (
 )
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _EXTENSION_FIELDS = frozenset({*KNOBS, "user", "flow", "explain"})
+#: Flows a request may ask for (``"llmrouter": {"flow": ...}``) and the options each takes.
+FLOWS: dict[str, frozenset[str]] = {
+    "agentic": frozenset({"decomposer", "aggregate", "max_parts", "plan_model", "aggregate_model"}),
+    "multi_round": frozenset({"policy_model", "protocol", "max_rounds"}),
+}
 
 
 class ApiError(Exception):
@@ -177,6 +189,8 @@ class ChatCall:
     max_cost: float | None = None
     user: str | None = None
     explain: bool = False
+    flow: str | None = None
+    flow_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def prompt_chars(self) -> int:
@@ -251,11 +265,78 @@ def parse_chat(body: Any, *, max_prompt_chars: int) -> ChatCall:
         raise _bad("'user' must be a string", "user")
     call.user = user
     if ext.get("flow") is not None:
-        raise _bad(
-            "multi-call flows are not served yet; route single calls", "llmrouter", "unsupported"
-        )
+        call.flow, call.flow_options = _parse_flow(ext["flow"], call)
     call.explain = bool(ext.get("explain", False))
     return call
+
+
+def _parse_flow(spec: Any, call: ChatCall) -> tuple[str, dict[str, Any]]:
+    """``(name, options)`` of ``"flow": "agentic"`` or ``"flow": {"name": ..., **options}``."""
+    options = dict(spec) if isinstance(spec, dict) else {}
+    name = options.pop("name", None) if isinstance(spec, dict) else spec
+    if name not in FLOWS:
+        raise _bad(
+            f"'flow' must be one of {', '.join(FLOWS)} (or an object with 'name' and options)",
+            "llmrouter.flow",
+        )
+    unknown = sorted(set(options) - FLOWS[name])
+    if unknown:
+        raise _bad(
+            f"unknown {name} option(s) {', '.join(unknown)} (known: "
+            f"{', '.join(sorted(FLOWS[name]))})",
+            "llmrouter.flow",
+        )
+    if name == "multi_round" and not isinstance(options.get("policy_model"), str):
+        raise _bad("the multi_round flow needs a 'policy_model' (a pool model)", "llmrouter.flow")
+    if call.target.router is None:
+        raise _bad("flows apply to routed models (llmrouter/<router>)", "model")
+    if call.tools:
+        raise _bad("a flow cannot take tools", "tools", "unsupported")
+    return str(name), options
+
+
+def flow_body(
+    result: FlowResult, *, router: str, flow: str, explain: bool, rid: str | None = None
+) -> dict[str, Any]:
+    """A ``chat.completion`` with a flow's answer; ``model`` names the pool models called
+    (joined with ``+``), ``usage`` sums the flow's calls."""
+    out_tokens = sum(s.output_tokens for s in result.steps)
+    in_tokens = sum(s.tokens for s in result.steps) - out_tokens
+    ext: dict[str, Any] = {
+        "router": router,
+        "flow": flow,
+        "models": list(result.models),
+        "cost": result.cost,
+        "stopped": result.stopped,
+    }
+    if explain:
+        ext["steps"] = [_json_safe(dataclasses.asdict(s)) for s in result.steps]
+    return {
+        "id": rid or new_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": flow_model(result, router),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": in_tokens,
+            "completion_tokens": out_tokens,
+            "total_tokens": in_tokens + out_tokens,
+            "cost": result.cost,
+        },
+        "llmrouter": ext,
+    }
+
+
+def flow_model(result: FlowResult, router: str) -> str:
+    """What a flow's answer names as its model: the pool models called, joined by ``+``."""
+    return "+".join(result.models) or router
 
 
 # -- response bodies ------------------------------------------------------------------------
@@ -319,11 +400,14 @@ def finish_reason_of(result: ExecutionResult, calls: list[Any]) -> str:
     return str(reason) if reason in ("stop", "length", "content_filter") else "stop"
 
 
-def usage_body(result: ExecutionResult) -> dict[str, int]:
+def usage_body(result: ExecutionResult) -> dict[str, Any]:
+    """OpenAI's ``usage``, plus ``cost``: the answer's USD cost (in a stream's usage chunk
+    too, where no header can carry it)."""
     return {
         "prompt_tokens": result.input_tokens,
         "completion_tokens": result.output_tokens,
         "total_tokens": result.input_tokens + result.output_tokens,
+        "cost": result.cost,
     }
 
 

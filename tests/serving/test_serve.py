@@ -102,17 +102,22 @@ def test_stream_delivers_the_answer_in_pieces_with_usage(
             stream=True,
             stream_options={"include_usage": True},
         )
-        pieces, usage, models = [], None, set()
+        pieces, usage, models, ext = [], None, set(), None
         for chunk in stream:
             models.add(chunk.model)
             if chunk.choices:
                 pieces.append(chunk.choices[0].delta.content or "")
+                ext = (chunk.model_extra or {}).get("llmrouter") or ext
             else:
                 usage = chunk.usage
         assert "".join(pieces) == text
         assert sum(1 for p in pieces if p) > 3  # real token streaming, not one blob
         assert models == {model}
         assert usage is not None and usage.completion_tokens > 0
+        # The stream's cost: in the last content chunk's extension and in the usage chunk.
+        assert ext is not None and ext["model"] == model
+        cost = (usage.model_extra or {})["cost"]
+        assert cost == ext["cost"] and cost == pytest.approx(recorded(data, query, model)[1])
 
 
 def test_tools_plain_and_streamed_through_the_openai_client() -> None:
