@@ -245,17 +245,20 @@ def build_app(
         history.append({"role": "user", "content": message})
         history.append({"role": "assistant", "content": ""})
         yield history, "", "", panel_html(None, session), steps_html(()), tab
+        shown = None  # the decision the panel shows: redrawn when it changes, not per token
         for update in session.turn(message):
             history[-1] = {"role": "assistant", "content": update.text}
             record = update.record
             if record is None:
+                panel = gr.skip() if update.decision is shown else None
+                shown = update.decision
                 yield (
                     history,
                     gr.skip(),
                     gr.skip(),
-                    panel_html(None, session, update.decision),
+                    panel or panel_html(None, session, shown),
                     steps_html(update.steps) if update.steps else gr.skip(),
-                    tab,
+                    gr.skip(),  # the tab's state changes in place; stored once per turn
                 )
                 continue
             if record.ok:
