@@ -29,8 +29,15 @@ first call). In a closed loop, latency = 200 / throughput (Little's law): once a
 CPU-bound, its added latency is its CPU per request x 200, queueing, not a per-request
 overhead. ``--rate R`` runs an open loop instead: requests start at R per second with at most
 ``--concurrency`` in flight, which measures the added latency of a gateway that keeps up.
-Clients close a connection idle for 4 s (servers close theirs after 5 s; a request sent on a
-connection the server is closing would fail with a reset that no gateway caused).
+``--latency`` / ``--jitter`` set the upstream's answer time: at the default 20 ms, 200 clients
+ask for 10,000 answers a second, past what two cores serve through any Python gateway; at a
+few hundred milliseconds (a short model answer) the same closed loop measures what the gateway
+adds to a call. ``--workers N`` runs (b) with N worker processes, which share the key's budget
+through a ``redis-server`` started for the row. ``--floor`` adds (e), a pass-through proxy on
+the same stack (uvicorn, Starlette, aiohttp) that does nothing else: the floor of what a
+Python gateway adds on this machine. Clients close a connection idle for 4 s (servers close
+theirs after 5 s; a request sent on a connection the server is closing would fail with a
+reset that no gateway caused).
 
 The clients run in this process, on aiohttp (its C HTTP parser) and uvloop when installed;
 the ``client CPU ms/req`` column shows what they cost, so the reader can check that the
@@ -48,6 +55,7 @@ the end.
 
 Usage:
     python benchmarks/bench_serve.py [--requests 2000] [--concurrency 200] [--latency 0.02]
+        [--jitter 0.01] [--workers 1]
         [--warm 200] [--rate R] [--litellm-calls] [--skip-litellm] [--skip-budget]
 """
 
@@ -65,7 +73,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,9 +110,15 @@ def wait_url(url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0) ->
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux ``/proc``)."""
+    """User + system CPU seconds a process and its live child processes (a server's workers)
+    have used (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 @contextmanager
@@ -115,7 +129,11 @@ def process(
     with open(log, "wb") as sink:
         proc = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        wait_url(ready_url, proc)
+        try:
+            wait_url(ready_url, proc)
+        except RuntimeError as exc:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{exc}; the end of its output:\n{tail}") from None
         yield proc
     finally:
         if proc.poll() is None:
@@ -136,7 +154,7 @@ def base_env() -> dict[str, str]:
     }
 
 
-def run_upstream(port: int, latency: float, seed: int) -> None:
+def run_upstream(port: int, latency: float, jitter: float, seed: int) -> None:
     """The upstream process (``--upstream PORT``)."""
     import uvicorn
 
@@ -144,10 +162,10 @@ def run_upstream(port: int, latency: float, seed: int) -> None:
 
     up = FakeUpstream(
         {
-            "fast": Behaviour(latency=latency, jitter=latency / 2),
+            "fast": Behaviour(latency=latency, jitter=jitter),
             "flaky": Behaviour(
                 latency=latency,
-                jitter=latency / 2,
+                jitter=jitter,
                 rate_429=0.05,
                 rate_500=0.05,
                 rate_timeout=0.01,
@@ -228,7 +246,9 @@ def write_setup(tmp: Path, upstream: str, budget: float) -> dict[str, Path]:
     }
 
 
-def serve_args(files: dict[str, Path], port: int, redis_url: str | None = None) -> list[str]:
+def serve_args(
+    files: dict[str, Path], port: int, redis_url: str | None = None, workers: int = 1
+) -> list[str]:
     args = [
         sys.executable,
         "-c",
@@ -246,8 +266,65 @@ def serve_args(files: dict[str, Path], port: int, redis_url: str | None = None) 
         "1",
         "--max-retries",
         "2",
+        "--workers",
+        str(workers),
     ]
     return args + (["--redis-url", redis_url] if redis_url else [])
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A ``redis-server`` on loopback without persistence, until the block ends: its URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def run_floor(port: int, upstream: str) -> None:
+    """The pass-through proxy of row (e) (``--floor-proxy PORT``): each request's body is
+    posted to the upstream on one keep-alive pool and its answer returned as it is. No
+    routing, keys, budgets or parsing: what the same stack (uvicorn, Starlette, aiohttp,
+    uvloop) costs before a gateway does anything."""
+    import aiohttp
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def chat(request: Request) -> Response:
+        if not sessions:
+            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)))
+        body = await request.body()
+        headers = {"content-type": "application/json"}
+        async with sessions[0].post(
+            upstream + "/v1/chat/completions", data=body, headers=headers
+        ) as r:
+            return Response(await r.read(), status_code=r.status, media_type="application/json")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
 
 
 # -- the load -------------------------------------------------------------------------------
@@ -439,6 +516,7 @@ def row(
         "gw CPU ms/req": None if cpu is None else 1000 * cpu / max(n, 1),
         "client CPU ms/req": None if client_cpu is None else 1000 * client_cpu / max(n, 1),
         "load": load_avg,
+        "statuses": dict(sorted(out.statuses.items())),
     }
 
 
@@ -468,6 +546,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             fmt = "{:.2f}" if c.endswith("CPU ms/req") or c == "load" else "{:.1f}"
             cells.append("-" if v is None else fmt.format(v) if isinstance(v, float) else str(v))
         print("| " + " | ".join(cells) + " |")
+    print("\nAnswers by status (HTTP status, or what happened to a request without one):")
+    for r in rows:
+        print(f"  {r['path']} / {r['workload']}: {r['statuses']}")
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -478,6 +559,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests per path and workload")
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--latency", type=float, default=0.02, help="upstream latency (s)")
+    ap.add_argument(
+        "--jitter",
+        type=float,
+        help="upstream latency's random part, uniform in [0, jitter] s (default: latency / 2)",
+    )
     ap.add_argument("--stream-share", type=float, default=0.5, help="share streamed (faults)")
     ap.add_argument("--budget", type=float, default=0.03, help="USD of the budget scenario")
     ap.add_argument("--skip-litellm", action="store_true")
@@ -497,10 +583,24 @@ def main() -> None:
         help="open loop: start this many requests per second (at most --concurrency in "
         "flight) instead of each client sending its next request when its last one ends",
     )
+    ap.add_argument("--workers", type=int, default=1, help="worker processes of (b)")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run (e): a pass-through proxy on the same stack, without routing (the floor "
+        "of what a Python gateway adds)",
+    )
     ap.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--floor-proxy", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--upstream-url", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.jitter is None:
+        args.jitter = args.latency / 2
     if args.upstream:
-        run_upstream(args.upstream, args.latency, args.seed)
+        run_upstream(args.upstream, args.latency, args.jitter, args.seed)
+        return
+    if args.floor_proxy:
+        run_floor(args.floor_proxy, args.upstream_url)
         return
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env = base_env()
@@ -517,6 +617,8 @@ def main() -> None:
             str(up_port),
             "--latency",
             str(args.latency),
+            "--jitter",
+            str(args.jitter),
             "--seed",
             str(args.seed),
         ]
@@ -561,18 +663,40 @@ def main() -> None:
             direct = run("(a) direct", "clean", up, chat, "fast", None, None, up_warm)
             direct_f = run("(a) direct", "faults", up, chat, "flaky", None, None, up_warm)
 
-            variants = [("(b) llmrouter serve", [])]
+            workers = f" --workers {args.workers}" if args.workers > 1 else ""
+            variants = [(f"(b) llmrouter serve{workers}", [])]
             if args.litellm_calls:
                 variants.append(("(b) llmrouter serve --litellm-calls", ["--litellm-calls"]))
             for b, extra in variants:
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
-                sargs = serve_args(files, port) + extra
-                with process(sargs, url + "/ready", tmp / "serve.log", env) as gw:
+                with ExitStack() as stack:
+                    # Workers share the key's budget through Redis (serve requires it).
+                    shared = stack.enter_context(redis_server()) if args.workers > 1 else None
+                    sargs = serve_args(files, port, shared, workers=args.workers) + extra
+                    gw = stack.enter_context(process(sargs, url + "/ready", tmp / "serve.log", env))
                     chat = url + "/v1/chat/completions"
                     cheap = "llmrouter/bench:cost_weight=inf"
                     run(b, "clean", gw, chat, cheap, KEY, direct, url + "/health")
                     run(b, "faults", gw, chat, "llmrouter/bench", KEY, direct_f, url + "/health")
+
+            if args.floor:
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                fargs = [sys.executable, __file__, "--floor-proxy", str(port)]
+                fargs += ["--upstream-url", upstream]
+                with process(fargs, url + "/health", tmp / "floor.log", env) as gw:
+                    chat = url + "/v1/chat/completions"
+                    run(
+                        "(e) pass-through floor",
+                        "clean",
+                        gw,
+                        chat,
+                        "fast",
+                        None,
+                        direct,
+                        url + "/health",
+                    )
 
             if not args.skip_litellm:
                 port = free_port()
@@ -599,7 +723,7 @@ def main() -> None:
 
             print(
                 f"\n{n} requests per row, {c} concurrent clients, upstream latency "
-                f"{args.latency * 1000:.0f} ms (+ up to {args.latency * 500:.0f} ms jitter)"
+                f"{args.latency * 1000:.0f} ms (+ up to {args.jitter * 1000:.0f} ms jitter)"
             )
             print_table(rows)
             if not args.skip_budget:
@@ -610,20 +734,12 @@ def budget_scenario(tmp: Path, upstream: str, args: Any, env: dict[str, str]) ->
     """Two replicas sharing Redis, one key whose budget runs out under the faulty load."""
     import redis
 
-    exe = shutil.which("redis-server")
-    if exe is None:
+    if shutil.which("redis-server") is None:
         print("\nbudget: skipped (redis-server is not installed)")
         return
     (tmp / "budget").mkdir()
     files = write_setup(tmp / "budget", upstream, budget=args.budget)
-    rport = free_port()
-    rproc = subprocess.Popen(
-        [exe, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    redis_url = f"redis://127.0.0.1:{rport}/0"
-    try:
+    with redis_server() as redis_url:
         ports = [free_port(), free_port()]
         with (
             process(
@@ -661,11 +777,8 @@ def budget_scenario(tmp: Path, upstream: str, args: Any, env: dict[str, str]) ->
             outs = run_loop(both())
         fields = {
             k.decode(): float(v)
-            for k, v in redis.Redis(port=rport).hgetall("llmrouter:budget:{bench}").items()
+            for k, v in redis.Redis.from_url(redis_url).hgetall("llmrouter:budget:{bench}").items()
         }
-    finally:
-        rproc.terminate()
-        rproc.wait(10)
     spent = fields.get("spent", 0.0)
     answered = sum(o.answered for o in outs)
     refused = sum(o.statuses.get("429", 0) for o in outs)

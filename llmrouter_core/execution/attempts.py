@@ -26,6 +26,7 @@ cancellation behave the same in all four. The rules:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -111,6 +112,7 @@ class AttemptLoop:
         "retry",
         "stream",
         "t0",
+        "unsettled",
     )
 
     def __init__(self, ex: Executor, plan: Plan, *, stream: bool = False) -> None:
@@ -125,10 +127,18 @@ class AttemptLoop:
         self.in_call = False
         self.done = False
         self.t0 = 0.0
+        #: Settlements the driver carries out (``(reservation, cost)``; cost ``None``: a
+        #: release), when it asked for them with ``start(defer_settlements=True)``.
+        self.unsettled: list[tuple[Reservation, float | None]] | None = None
 
     # -- transitions -------------------------------------------------------------------------
-    def start(self) -> Action:
-        """The first action."""
+    def start(self, *, defer_settlements: bool = False) -> Action:
+        """The first action. With ``defer_settlements``, the loop does not settle or release
+        holds on the budget itself but lists them in :attr:`unsettled` for the driver (an
+        async driver settles them with the budget's async twins, so that a budget kept in a
+        shared store never blocks the event loop)."""
+        if defer_settlements:
+            self.unsettled = []
         return self._next_model()
 
     def admitted(self, reservation: Reservation | None) -> Action:
@@ -189,7 +199,7 @@ class AttemptLoop:
                     cost,
                     reservation.amount,
                 )
-            plan.budget.settle(reservation, cost)
+            self._account(reservation, cost)
             self.reservation = None
         self.attempts.append(
             Attempt(
@@ -257,6 +267,12 @@ class AttemptLoop:
         """The request was aborted (``KeyboardInterrupt``, cancellation, a stream closed by
         the caller) with ``delivered`` text streamed so far (``None``: not a stream). Leaves
         no hold behind; a no-op once the loop has finished."""
+        if self.unsettled is not None:  # the driver may not get to them: settle them now
+            pending, self.unsettled = self.unsettled, None
+            for reservation, amount in pending:
+                # One the driver was settling when it was stopped may have landed already.
+                with contextlib.suppress(ValueError):
+                    self._account(reservation, amount)
         if self.done:
             return
         self.done = True
@@ -315,8 +331,21 @@ class AttemptLoop:
 
     def _release(self) -> None:
         if self.reservation is not None and self.plan.budget is not None:
-            self.plan.budget.release(self.reservation)
+            self._account(self.reservation, None)
         self.reservation = None
+
+    def _account(self, reservation: Reservation, amount: float | None) -> None:
+        """Settle ``reservation`` at ``amount`` USD (``None``: release it), or list it for
+        the driver."""
+        if self.unsettled is not None:
+            self.unsettled.append((reservation, amount))
+            return
+        budget = self.plan.budget
+        assert budget is not None
+        if amount is None:
+            budget.release(reservation)
+        else:
+            budget.settle(reservation, amount)
 
     def _settle_unfinished(self, delivered: str | None) -> None:
         """Account a call that started but did not end normally: the provider may bill it.
@@ -338,7 +367,7 @@ class AttemptLoop:
                 n_in = sup.input_token_estimate(chars, len(plan.messages))
                 n_out = math.ceil(len(delivered) / 4)
                 amount = facts.prices[0] * n_in + facts.prices[1] * n_out
-        budget.settle(reservation, min(amount, reservation.amount))
+        self._account(reservation, min(amount, reservation.amount))
 
     def _all_failed(self) -> AllModelsFailedError | BudgetExceededError:
         attempts = tuple(self.attempts)

@@ -46,6 +46,7 @@ __all__ = [
     "BudgetLike",
     "BudgetManager",
     "Reservation",
+    "unspent_of",
 ]
 
 
@@ -67,7 +68,10 @@ class BudgetLike(Protocol):
 
     A budget that can wait for calls in flight to settle also has ``try_reserve(amount, *,
     timeout)`` and ``async atry_reserve(amount, *, timeout)`` (as :class:`Budget` does); the
-    executor uses them when present, else it calls ``try_reserve(amount)``.
+    executor uses them when present, else it calls ``try_reserve(amount)``. A budget kept in
+    a shared store may also have ``async asettle(reservation, actual)``, ``async
+    arelease(reservation)`` and ``async aunspent()``: the executor's async paths use them, so
+    an event loop never blocks on the store.
     """
 
     @property
@@ -298,6 +302,13 @@ def _checked(amount: float) -> float:
     if math.isnan(amount) or amount < 0:
         raise ValueError("a reservation must be a non-negative number of USD")
     return amount
+
+
+def unspent_of(budget: BudgetLike) -> float:
+    """What ``budget`` has not spent yet, holds of calls in flight included (its
+    ``unspent``, or ``remaining`` for a budget without one)."""
+    value = getattr(budget, "unspent", None)
+    return float(value) if isinstance(value, int | float) else budget.remaining
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -2,25 +2,28 @@
 
 :class:`DirectOpenAI` is a *transport* for the :class:`~llmrouter_core.execution.Executor`
 (``Executor(..., transport=DirectOpenAI())``): an object with LiteLLM's ``completion`` /
-``acompletion``. A non-streamed async call of a pool model that is a plain OpenAI-compatible
-endpoint (an ``openai/<name>`` model with an ``api_base``, and only standard chat arguments)
-is posted straight to ``{api_base}/chat/completions`` on one shared keep-alive connection pool
-(aiohttp); every other call, and every other attribute, is LiteLLM's own.
+``acompletion``. An async call, streamed or not, of a pool model that is a plain
+OpenAI-compatible endpoint (an ``openai/<name>`` model with an ``api_base``, and only standard
+chat arguments) is posted straight to ``{api_base}/chat/completions`` on one shared keep-alive
+connection pool (aiohttp); every other call, and every other attribute, is LiteLLM's own.
 
 LiteLLM's call path costs several milliseconds of CPU per call (logging objects, cost
 calculation, model-info lookups, the OpenAI client); a gateway making hundreds of calls a
 second spends most of its CPU there. The executor's guarantees do not move: budgets, retries,
 fallbacks, timeouts and capability filters are the attempt loop's, the answer is a LiteLLM
-``ModelResponse``, its cost comes from the pool's prices (or LiteLLM's price table), and a
-failure raises the LiteLLM exception class that LiteLLM raises for the same HTTP status, with
-the provider's response (and its ``Retry-After``) attached.
+``ModelResponse`` (a stream's pieces are LiteLLM ``ModelResponseStream`` chunks), its cost
+comes from the pool's prices (or LiteLLM's price table), and a failure raises the LiteLLM
+exception class that LiteLLM raises for the same HTTP status, with the provider's response (and
+its ``Retry-After``) attached. A stream cut mid-way raises LiteLLM's ``MidStreamFallbackError``
+and a stream that stalls for ``timeout`` seconds between pieces raises ``Timeout``, as on
+LiteLLM's path.
 
 Example:
     >>> transport = DirectOpenAI()
     >>> transport.handles({"model": "openai/m", "api_base": "http://127.0.0.1:9/v1",
     ...                    "messages": []})
     True
-    >>> transport.handles({"model": "openai/m", "messages": [], "stream": True})
+    >>> transport.handles({"model": "openai/m", "messages": []})  # no api_base: LiteLLM's
     False
 """
 
@@ -30,7 +33,7 @@ import asyncio
 import json
 import os
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -52,6 +55,7 @@ _BODY_ARGS = frozenset(
         "seed",
         "stop",
         "stream",
+        "stream_options",
         "temperature",
         "tool_choice",
         "tools",
@@ -70,7 +74,7 @@ _POLICY_PHRASES = ("content_filter", "content_policy", "content management polic
 
 
 class DirectOpenAI:
-    """LiteLLM, except non-streamed async calls of OpenAI-compatible endpoints go direct.
+    """LiteLLM, except async calls of OpenAI-compatible endpoints go direct.
 
     Args:
         litellm: The LiteLLM module to fall back to (default: imported on creation).
@@ -101,7 +105,6 @@ class DirectOpenAI:
             isinstance(model, str)
             and model.startswith("openai/")
             and bool(kwargs.get("api_base"))
-            and not kwargs.get("stream")
             and (timeout is None or isinstance(timeout, int | float))
             and all(k in _BODY_ARGS or k in _CALL_ARGS for k in kwargs)
         )
@@ -123,41 +126,43 @@ class DirectOpenAI:
             headers["authorization"] = f"Bearer {key}"
         headers.update(kwargs.get("extra_headers") or {})
         timeout = kwargs.get("timeout")
-        session = self._session()
+        seconds = None if timeout is None else float(timeout)
+        stream = bool(kwargs.get("stream"))
+        # A stream's timeout bounds each wait (for the answer's start, then between pieces),
+        # as the OpenAI client's does; a plain call's bounds the whole call.
+        limits = (
+            aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+            if stream
+            else aiohttp.ClientTimeout(total=seconds)
+        )
+        resp = None
         try:
-            async with session.post(
-                url,
-                data=json.dumps(body, default=_jsonable),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=None if timeout is None else float(timeout)),
-            ) as resp:
+            resp = await self._session().post(
+                url, data=json.dumps(body, default=_jsonable), headers=headers, timeout=limits
+            )
+            if resp.status != 200 or not stream:
                 raw = await resp.read()
-                status, resp_headers = resp.status, dict(resp.headers)
-        except asyncio.TimeoutError:
-            raise self._litellm.Timeout(
-                message=f"OpenAIException - request timed out after {timeout} seconds",
-                model=model,
-                llm_provider=_PROVIDER,
-            ) from None
-        except aiohttp.ClientError as exc:
+        except BaseException as exc:  # cancellation too: the connection is given back
+            if resp is not None:
+                resp.release()
+            if isinstance(exc, asyncio.TimeoutError):
+                raise self._timeout(model, timeout) from None
+            if not isinstance(exc, aiohttp.ClientError):
+                raise
             # LiteLLM reports a failed connection to an OpenAI endpoint as a 500.
             raise self._litellm.InternalServerError(
                 message=f"OpenAIException - Connection error. ({type(exc).__name__})",
                 llm_provider=_PROVIDER,
                 model=model,
             ) from exc
-        if status != 200:
-            raise self._error(status, raw, resp_headers, model, url)
+        if resp.status != 200:
+            raise self._error(resp.status, raw, dict(resp.headers), model, url)
+        if stream:
+            return self._chunks(resp, model, timeout)
         try:
-            data = json.loads(raw)
-            return self._litellm.ModelResponse(**data)
+            return self._litellm.ModelResponse(**json.loads(raw))
         except (ValueError, TypeError) as exc:
-            raise self._litellm.APIError(
-                status_code=500,
-                message=f"OpenAIException - the endpoint's answer is not a chat completion: {exc}",
-                llm_provider=_PROVIDER,
-                model=model,
-            ) from None
+            raise self._not_chat(model, exc) from None
 
     async def aclose(self) -> None:
         """Close the connections of the running event loop (a server's shutdown)."""
@@ -166,6 +171,70 @@ class DirectOpenAI:
             await session.close()
 
     # -- helpers -----------------------------------------------------------------------------
+    async def _chunks(self, resp: Any, model: str, timeout: Any) -> AsyncIterator[Any]:
+        """The chunks of the server-sent events of ``resp``, until ``[DONE]`` or the end."""
+        import aiohttp
+
+        text: list[str] = []  # what the stream said so far, for a mid-stream failure
+        data: list[bytes] = []
+        try:
+            async for line in resp.content:
+                line = line.rstrip(b"\r\n")
+                if line.startswith(b"data:"):
+                    data.append(line[5:].lstrip(b" "))
+                    continue
+                if line or not data:  # another field, a comment, or nothing to dispatch
+                    continue
+                payload, data = b"\n".join(data), []
+                if payload == b"[DONE]":
+                    return
+                try:
+                    obj = json.loads(payload)
+                    if isinstance(obj, dict) and obj.get("error"):
+                        raise self._error(500, payload, dict(resp.headers), model, str(resp.url))
+                    chunk = self._litellm.ModelResponseStream(**obj)
+                except (ValueError, TypeError) as exc:
+                    raise self._not_chat(model, exc) from None
+                for choice in chunk.choices:
+                    if isinstance(getattr(choice.delta, "content", None), str):
+                        text.append(choice.delta.content)
+                yield chunk
+        except asyncio.TimeoutError:
+            raise self._timeout(model, timeout) from None
+        except aiohttp.ClientError as exc:
+            cut = self._litellm.APIConnectionError(
+                message=f"OpenAIException - Connection error. ({type(exc).__name__})",
+                llm_provider=_PROVIDER,
+                model=model,
+            )
+            from litellm.exceptions import MidStreamFallbackError
+
+            raise MidStreamFallbackError(
+                message=str(cut),
+                model=model,
+                llm_provider=_PROVIDER,
+                original_exception=cut,
+                generated_content="".join(text),
+                is_pre_first_chunk=not text,
+            ) from exc
+        finally:
+            resp.release()
+
+    def _timeout(self, model: str, timeout: Any) -> Exception:
+        return self._litellm.Timeout(  # type: ignore[no-any-return]
+            message=f"OpenAIException - request timed out after {timeout} seconds",
+            model=model,
+            llm_provider=_PROVIDER,
+        )
+
+    def _not_chat(self, model: str, exc: Exception) -> Exception:
+        return self._litellm.APIError(  # type: ignore[no-any-return]
+            status_code=500,
+            message=f"OpenAIException - the endpoint's answer is not a chat completion: {exc}",
+            llm_provider=_PROVIDER,
+            model=model,
+        )
+
     def _session(self) -> Any:
         import aiohttp
 

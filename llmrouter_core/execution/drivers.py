@@ -55,9 +55,10 @@ async def run_acomplete(
     loop: AttemptLoop, acompletion: Callable[..., Awaitable[Any]]
 ) -> ExecutionResult:
     """Execute ``loop`` with ``acompletion`` (``litellm.acompletion``)."""
-    action: Action = loop.start()
+    action: Action = loop.start(defer_settlements=True)
     try:
         while True:
+            await _asettle(loop)
             if isinstance(action, Call):
                 try:
                     response = await acompletion(**action.kwargs)
@@ -116,10 +117,11 @@ async def run_astream(
     loop: AttemptLoop, acompletion: Callable[..., Awaitable[Any]]
 ) -> AsyncGenerator[StreamChunk | ExecutionResult, None]:
     """Execute ``loop`` streaming with ``acompletion``."""
-    action: Action = loop.start()
+    action: Action = loop.start(defer_settlements=True)
     delivered: list[str] = []
     try:
         while True:
+            await _asettle(loop)
             if isinstance(action, Call):
                 chunks: list[Any] = []
                 delivered = []
@@ -160,6 +162,23 @@ def _admit(action: Admit) -> Reservation | None:
     if action.timeout > 0 and hasattr(budget, "atry_reserve"):
         return budget.try_reserve(action.amount, timeout=action.timeout)  # type: ignore[no-any-return]
     return action.budget.try_reserve(action.amount)
+
+
+async def _asettle(loop: AttemptLoop) -> None:
+    """Settle (or release) the holds ``loop`` listed, with the budget's async twins
+    (``asettle`` / ``arelease``, a budget kept in a shared store) when it has them."""
+    budget: Any = loop.plan.budget
+    pending = loop.unsettled
+    while pending:
+        reservation, amount = pending[0]
+        twin = getattr(budget, "arelease" if amount is None else "asettle", None)
+        if twin is not None:
+            await (twin(reservation) if amount is None else twin(reservation, amount))
+        elif amount is None:
+            budget.release(reservation)
+        else:
+            budget.settle(reservation, amount)
+        pending.pop(0)  # only once done: an abort meanwhile settles what is left
 
 
 async def _aadmit(action: Admit) -> Reservation | None:

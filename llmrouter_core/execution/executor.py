@@ -50,6 +50,7 @@ from llmrouter_core.execution.budget import (
     BudgetExceededError,
     BudgetLike,
     BudgetManager,
+    unspent_of,
 )
 from llmrouter_core.execution.drivers import (
     StreamedResponse,
@@ -515,9 +516,10 @@ class Executor:
             return self.budget.get(user)
         return self.budget
 
-    def _prepare(self, request: Request) -> Plan:
+    def _prepare(self, request: Request, unspent: float | None = None) -> Plan:
         """The plan of ``request``: eligible models, their cost bounds, the arguments; routed
-        here if the request names a model or a decision, else by the caller."""
+        here if the request names a model or a decision, else by the caller. ``unspent``:
+        what the budget has not spent, if the caller asked it already."""
         started = time.perf_counter()
         msgs = request.messages
         tools = request.tools
@@ -550,7 +552,9 @@ class Executor:
         bounds: dict[str, float] = {}
         # Calls in flight will give back what they hold beyond their cost, so a bound is
         # weighed against what is not spent yet; admission then waits for the room.
-        left = _unspent(budget) if budget is not None else math.inf
+        if unspent is None:
+            unspent = math.inf if budget is None else unspent_of(budget)
+        left = unspent
         json_schema = sup.wants_json_schema(request.response_format)
         vision = sup.has_images(msgs)
         est_tokens = sup.input_token_estimate(chars, n_msgs)
@@ -652,7 +656,9 @@ class Executor:
     async def _aplan(self, request: Request) -> Plan:
         """:meth:`_plan` for async callers: requests that arrive together are routed in one
         ``route_batch`` call (one vectorised prediction instead of one per request)."""
-        plan = self._prepare(request)
+        budget: Any = self._budget_for(request.user)
+        ask = getattr(budget, "aunspent", None)  # a shared store's budget: ask it without blocking
+        plan = self._prepare(request, None if ask is None else await ask())
         if plan.route_args is not None:
             decision = await self._batcher().route(*plan.route_args, user=plan.request.user)
             self._routed(plan, decision)
@@ -748,12 +754,6 @@ def _route_extra(policy: Any, user: str | None) -> dict[str, Any]:
 def _has_plan(plan: Plan) -> bool:
     """Whether the routed request carries a plan (a cascade, a fan-out) to carry out."""
     return plan.decision is not None and plan.decision.plan is not None
-
-
-def _unspent(budget: BudgetLike) -> float:
-    """What ``budget`` has not spent yet (holds of calls in flight included)."""
-    value = getattr(budget, "unspent", None)
-    return float(value) if isinstance(value, int | float) else budget.remaining
 
 
 def _register_call_secrets(kwargs: Mapping[str, Any]) -> None:

@@ -20,7 +20,9 @@ The routers come from ``LLMROUTER_ROUTERS``: ``NAME=DIR`` pairs separated by com
 ``DIR`` is served under the router's registered name). ``LLMROUTER_POOL`` names a pool file
 to call the models through; with ``LLMROUTER_REPLAY_DATA`` set, every model answers with the
 responses recorded in that dataset (offline). ``LLMROUTER_TRUST_ENDPOINTS=1`` uses endpoints
-saved in the router directories.
+saved in the router directories. Async calls of plain OpenAI-compatible endpoints go direct
+(:class:`~llmrouter_core.execution.DirectOpenAI`), as in ``llmrouter serve``;
+``LLMROUTER_LITELLM_CALLS=1`` sends every model call through LiteLLM's call path instead.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 from llmrouter_core._lazy import import_litellm
 from llmrouter_core.errors import LLMRouterError, PersistenceError
-from llmrouter_core.execution import ExecutionResult, Executor, StreamChunk
+from llmrouter_core.execution import DirectOpenAI, ExecutionResult, Executor, StreamChunk
 from llmrouter_core.serving.protocol import ROUTER_PREFIX, ApiError, parse_model
 
 __all__ = ["ROUTERS_ENV", "LLMRouterProvider", "handler"]
@@ -42,6 +44,7 @@ __all__ = ["ROUTERS_ENV", "LLMRouterProvider", "handler"]
 ROUTERS_ENV = "LLMROUTER_ROUTERS"
 POOL_ENV = "LLMROUTER_POOL"
 TRUST_ENV = "LLMROUTER_TRUST_ENDPOINTS"
+LITELLM_CALLS_ENV = "LLMROUTER_LITELLM_CALLS"
 
 litellm = import_litellm()
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError  # noqa: E402
@@ -163,6 +166,8 @@ def _build_executors() -> dict[str, Executor]:
     trust = os.environ.get(TRUST_ENV, "") in ("1", "true", "yes")
     routers = load_routers(spec, trust_endpoints=trust)
     pool_file = os.environ.get(POOL_ENV)
+    direct = os.environ.get(LITELLM_CALLS_ENV, "") not in ("1", "true", "yes")
+    transport = DirectOpenAI(litellm) if direct else None
     out = {}
     for name, router in routers.items():
         pool = Pool.from_file(pool_file) if pool_file else router.pool_
@@ -170,7 +175,7 @@ def _build_executors() -> dict[str, Executor]:
             from llmrouter_core.providers.replay import replay_pool
 
             pool = replay_pool(pool)
-        out[name] = Executor(router, pool=pool)
+        out[name] = Executor(router, pool=pool, transport=transport)
     return out
 
 

@@ -148,7 +148,9 @@ class RedisBudget:
 
     ``try_reserve`` and ``atry_reserve`` hold a call's cost bound if ``spent + held + bound``
     stays within the limit, in one atomic script; ``settle`` replaces the hold by the actual
-    cost, ``release`` drops it. A replica that dies with calls in flight leaves their holds
+    cost, ``release`` drops it (``asettle``, ``arelease`` and ``aunspent`` are their async
+    twins, which the executor's async paths use: a server's event loop never waits on a
+    blocking Redis call). A replica that dies with calls in flight leaves their holds
     (they count against the budget until removed from ``<prefix>:holds``): the budget stays
     safe, never overrun.
     """
@@ -187,6 +189,11 @@ class RedisBudget:
     def unspent(self) -> float:
         return max(0.0, self._limit - self.spent)
 
+    async def aunspent(self) -> float:
+        """:attr:`unspent`, without blocking the event loop."""
+        spent = await self._state.aio.hget(self._keys[0], "spent")
+        return max(0.0, self._limit - float(spent or 0.0))
+
     def try_reserve(self, amount: float, *, timeout: float = 0.0) -> Reservation | None:
         amount = _checked(amount)
         deadline = time.monotonic() + timeout
@@ -201,7 +208,7 @@ class RedisBudget:
         deadline = time.monotonic() + timeout
         while True:
             rid = int(await self._state.reserve_async(keys=self._keys, args=[self._limit, amount]))
-            if rid or time.monotonic() >= deadline or self._hopeless(amount):
+            if rid or time.monotonic() >= deadline or amount > await self.aunspent():
                 return Reservation(rid, amount) if rid else None
             # Room may come back when calls in flight on any replica settle.
             await asyncio.sleep(0.01)
@@ -210,15 +217,30 @@ class RedisBudget:
         return self.spent + amount > self._limit  # spending only grows
 
     def settle(self, reservation: Reservation, actual: float) -> None:
-        actual = float(actual) if actual is not None and math.isfinite(actual) else 0.0
-        done = self._state.settle_sync(
-            keys=self._keys, args=[reservation.id, repr(max(actual, 0.0))]
-        )
-        if not done:
-            raise ValueError(f"reservation {reservation.id} was already settled or released")
+        args: list[int | str] = [reservation.id, repr(_actual(actual))]
+        _check_settled(self._state.settle_sync(keys=self._keys, args=args), reservation)
 
     def release(self, reservation: Reservation) -> None:
         self._state.settle_sync(keys=self._keys, args=[reservation.id, ""])
+
+    async def asettle(self, reservation: Reservation, actual: float) -> None:
+        """:meth:`settle`, without blocking the event loop."""
+        args: list[int | str] = [reservation.id, repr(_actual(actual))]
+        _check_settled(await self._state.settle_async(keys=self._keys, args=args), reservation)
+
+    async def arelease(self, reservation: Reservation) -> None:
+        """:meth:`release`, without blocking the event loop."""
+        await self._state.settle_async(keys=self._keys, args=[reservation.id, ""])
+
+
+def _actual(cost: float | None) -> float:
+    """A call's actual cost as settled: unknown or negative counts as 0."""
+    return max(float(cost), 0.0) if cost is not None and math.isfinite(cost) else 0.0
+
+
+def _check_settled(done: Any, reservation: Reservation) -> None:
+    if not done:
+        raise ValueError(f"reservation {reservation.id} was already settled or released")
 
 
 class RedisState:
@@ -227,19 +249,35 @@ class RedisState:
     Args:
         url: The Redis URL.
         prefix: Prefix of every Redis key this server writes.
+        max_connections: Connections the server's event loop opens at most; a request that
+            needs one while all are busy waits for one (up to ``pool_timeout`` seconds)
+            instead of failing.
+        pool_timeout: Seconds to wait for a free connection.
     """
 
-    def __init__(self, url: str, *, prefix: str = "llmrouter") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "llmrouter",
+        max_connections: int = 64,
+        pool_timeout: float = 10.0,
+    ) -> None:
         redis = _import_redis()
         import redis.asyncio as aredis
 
         self.url = url
         self.prefix = prefix
         self.sync = redis.Redis.from_url(url)
-        self.aio = aredis.Redis.from_url(url)
+        self.aio = aredis.Redis.from_pool(
+            aredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=pool_timeout
+            )
+        )
         self.reserve_sync = self.sync.register_script(_RESERVE)
         self.settle_sync = self.sync.register_script(_SETTLE)
         self.reserve_async = self.aio.register_script(_RESERVE)
+        self.settle_async = self.aio.register_script(_SETTLE)
         self._rate = self.aio.register_script(_RATE)
         self._budgets: dict[str, RedisBudget] = {}
         self._task: asyncio.Task[None] | None = None

@@ -5,14 +5,23 @@ classes, retries and fallbacks under injected faults."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Any
 
 import pytest
 from serve_helpers import free_port, running_app
 
-from llmrouter_core.execution import Budget, DirectOpenAI, Executor, PoolOrderRouter
-from llmrouter_core.execution.results import AllModelsFailedError
+from llmrouter_core.execution import (
+    Budget,
+    DirectOpenAI,
+    Executor,
+    PoolOrderRouter,
+    StreamChunk,
+    StreamedResponse,
+)
+from llmrouter_core.execution.drivers import delta_text
+from llmrouter_core.execution.results import AllModelsFailedError, StreamInterruptedError
 from llmrouter_core.pool import ModelSpec, Pool
 from llmrouter_core.testing.upstream import Behaviour, FakeUpstream
 
@@ -140,22 +149,148 @@ def test_budgets_are_held_and_settled_with_the_same_costs(upstream: str) -> None
     assert math.isclose(spent[0], spent[1])
 
 
-def test_streams_and_other_arguments_go_through_litellm(upstream: str) -> None:
+def _stream(pool: Pool, direct: bool) -> tuple[list[str], Any]:
+    """One streamed request (pool order): the pieces of text it delivered, and its result or
+    the exception it raised."""
+
+    async def go() -> tuple[list[str], Any]:
+        transport = DirectOpenAI() if direct else None
+        ex = Executor(
+            PoolOrderRouter(pool),
+            pool=pool,
+            transport=transport,
+            max_retries=1,
+            backoff=0.01,
+            timeout=0.5,
+        )
+        pieces: list[str] = []
+        try:
+            async for item in ex.astream("Say something short, please."):
+                if isinstance(item, StreamChunk):
+                    pieces.append(item.text)
+                else:
+                    return pieces, item
+            raise AssertionError("the stream ended without a result")
+        except StreamInterruptedError as exc:
+            return pieces, exc
+        finally:
+            if transport is not None:
+                await transport.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_clean_stream_gives_the_same_pieces_tokens_and_cost(upstream: str) -> None:
     pool = Pool([_spec("fast", upstream)])
+    (lit_pieces, lit), (pieces, direct) = _stream(pool, False), _stream(pool, True)
+    assert pieces == lit_pieces == ["w0"] + [f" w{i}" for i in range(1, 12)]
+    assert direct.answer == lit.answer == "".join(pieces)
+    assert (direct.input_tokens, direct.output_tokens) == (lit.input_tokens, lit.output_tokens)
+    assert direct.output_tokens == 12  # the usage chunk was read (include_usage)
+    assert math.isclose(direct.cost, lit.cost) and direct.cost_source == lit.cost_source == "pool"
+    # The pieces are LiteLLM's own chunk type, as on LiteLLM's path.
+    assert {type(c).__name__ for c in direct.response.chunks} == {"ModelResponseStream"}
+    assert len(direct.response.chunks) == len(lit.response.chunks)
 
-    async def go() -> str:
-        transport = DirectOpenAI()
-        ex = Executor(PoolOrderRouter(pool), pool=pool, transport=transport, timeout=5)
-        text = ""
-        async for item in ex.astream("Say something."):
-            text += getattr(item, "text", "") or ""
-        await transport.aclose()
-        return text
 
-    assert asyncio.run(go()).startswith("w0 w1")
+def test_a_stream_refused_before_its_first_piece_falls_back_alike(upstream: str) -> None:
+    pool = Pool([_spec("limited", upstream), _spec("fast", upstream)])
+    (lit_pieces, lit), (pieces, direct) = _stream(pool, False), _stream(pool, True)
+    assert (
+        _trace(direct)
+        == _trace(lit)
+        == [
+            ("limited", "error", "RateLimitError", "retry"),
+            ("limited", "error", "RateLimitError", "fallback"),
+            ("fast", "success", None, None),
+        ]
+    )
+    assert pieces == lit_pieces and direct.model == "fast"
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "cause"),
+    [
+        (Behaviour(rate_disconnect=1.0), "MidStreamFallbackError"),  # cut after a piece
+        (Behaviour(piece_delay=2.0, words=3), "Timeout"),  # stalls longer than the timeout
+    ],
+)
+def test_a_stream_that_fails_midway_stops_alike(behaviour: Behaviour, cause: str) -> None:
+    pool_of = FakeUpstream({"midway": behaviour, "fast": Behaviour()})
+    with running_app(pool_of.app) as url:
+        pool = Pool([_spec("midway", url), _spec("fast", url)])
+        (lit_pieces, lit), (pieces, direct) = _stream(pool, False), _stream(pool, True)
+    # Text was delivered, so no fallback: the stream stops with what it said, on both paths.
+    for exc in (lit, direct):
+        assert isinstance(exc, StreamInterruptedError)
+        assert exc.partial == "w0" and f": {cause}:" in str(exc)
+    assert pieces == lit_pieces == ["w0"]
+    assert _trace(direct) == _trace(lit) == [("midway", "error", cause, "stop")]
+
+
+def test_which_calls_go_direct(upstream: str) -> None:
     base = {"model": "openai/fast", "api_base": upstream + "/v1", "messages": []}
     assert DirectOpenAI.handles(base)
-    assert not DirectOpenAI.handles({**base, "stream": True})
-    assert not DirectOpenAI.handles({**base, "stream_options": {"include_usage": True}})
+    assert DirectOpenAI.handles({**base, "stream": True, "stream_options": {"include_usage": 1}})
     assert not DirectOpenAI.handles({**base, "model": "anthropic/claude"})
     assert not DirectOpenAI.handles({**base, "api_base": None})
+    assert not DirectOpenAI.handles({**base, "mock_response": "hi"})  # LiteLLM's own argument
+
+
+def _sse_app(body: bytes) -> Any:
+    """An endpoint that answers every chat call with the raw event stream ``body``."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def chat(request: Any) -> Response:
+        return Response(body, media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def _event(obj: dict[str, Any], newline: bytes = b"\n") -> bytes:
+    return b"data: " + json.dumps(obj).encode() + newline + newline
+
+
+def _piece(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def test_event_streams_are_read_as_the_protocol_allows() -> None:
+    """Comments, CRLF line ends and tool-call deltas are read; an error event fails the call."""
+    call = {"index": 0, "id": "call_1", "type": "function"}
+    body = (
+        b": keep-alive\n\n"
+        + _event(_piece({"role": "assistant", "content": "Hel"}), b"\r\n")
+        + _event(_piece({"content": "lo"}))
+        + _event(_piece({"tool_calls": [{**call, "function": {"name": "add", "arguments": "{"}}]}))
+        + _event(_piece({"tool_calls": [{"index": 0, "function": {"arguments": '"a": 1}'}}]}))
+        + _event(_piece({}, "tool_calls"))
+        + b"data: [DONE]\n\n"
+    )
+    failing = _event(_piece({"content": "Hel"})) + _event({"error": {"message": "overloaded"}})
+
+    async def go(url: str) -> list[Any]:
+        transport = DirectOpenAI()
+        kwargs = {"model": "openai/m", "api_base": url + "/v1", "messages": [], "stream": True}
+        try:
+            return [chunk async for chunk in await transport.acompletion(**kwargs)]
+        finally:
+            await transport.aclose()
+
+    with running_app(_sse_app(body)) as url:
+        chunks = asyncio.run(go(url))
+    assert "".join(delta_text(c) for c in chunks) == "Hello"
+    assert StreamedResponse(tuple(chunks)).tool_calls() == [
+        {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
+    ]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    with running_app(_sse_app(failing)) as url, pytest.raises(Exception, match="overloaded"):
+        asyncio.run(go(url))

@@ -80,6 +80,86 @@ def _keys_file(path: Path) -> Path:
     return path
 
 
+def test_more_requests_in_flight_than_connections_wait_for_one(redis_url: str) -> None:
+    """300 reservations at once through 8 connections: each waits for a connection, none
+    fails, and the budget grants exactly what fits."""
+    import asyncio
+
+    async def go() -> list[Any]:
+        state = RedisState(redis_url, prefix="crowd", max_connections=8)
+        budget = state.budget("k", 0.2)
+        try:
+            return await asyncio.gather(*(budget.atry_reserve(0.001) for _ in range(300)))
+        finally:
+            await state.close()
+
+    granted = [r for r in asyncio.run(go()) if r is not None]
+    assert len(granted) == 200 and len({r.id for r in granted}) == 200
+
+
+def test_async_requests_settle_a_redis_budget_without_blocking_calls(redis_url: str) -> None:
+    """Through the executor's async paths (plain, a fallback after a refused call, a stream
+    cut mid-way), every hold on a Redis budget is settled or released with the async client:
+    the blocking one is taken away, and the budget still ends exact, nothing held."""
+    import asyncio
+
+    from serve_helpers import running_app
+
+    from llmrouter_core.execution import Executor, PoolOrderRouter, StreamInterruptedError
+    from llmrouter_core.pool import ModelSpec, Pool
+    from llmrouter_core.testing.upstream import Behaviour, FakeUpstream
+
+    upstream = FakeUpstream(
+        {
+            "fast": Behaviour(),
+            "limited": Behaviour(rate_429=1.0),
+            "cut": Behaviour(rate_disconnect=1.0),
+        }
+    )
+
+    def spec(name: str, url: str) -> ModelSpec:
+        return ModelSpec(
+            name,
+            litellm_model=f"openai/{name}",
+            api_base=url + "/v1",
+            input_price=2.0,
+            output_price=8.0,
+            extra={"litellm_kwargs": {"api_key": "sk-fake-0123456789abcdef"}},
+        )
+
+    async def go(url: str) -> tuple[list[float], dict[str, float]]:
+        state = RedisState(redis_url, prefix="nonblocking")
+        budget = state.budget("k", 1.0)
+        blocking = state.sync
+        # Any blocking call now fails loudly.
+        state.sync = state.reserve_sync = state.settle_sync = None
+        costs = []
+        try:
+            for names in (["fast"], ["limited", "fast"]):
+                pool = Pool([spec(n, url) for n in names])
+                ex = Executor(PoolOrderRouter(pool), pool=pool, budget=budget, max_retries=0)
+                costs.append((await ex.acomplete("Say something.")).cost)
+            pool = Pool([spec("cut", url)])
+            ex = Executor(PoolOrderRouter(pool), pool=pool, budget=budget, max_retries=0)
+            with pytest.raises(StreamInterruptedError):
+                async for _ in ex.astream("Say something."):
+                    pass
+        finally:
+            state.sync = blocking
+            fields = {
+                k.decode(): float(v) for k, v in blocking.hgetall("nonblocking:budget:{k}").items()
+            }
+            await state.close()
+        return costs, fields
+
+    with running_app(upstream.app) as url:
+        costs, fields = asyncio.run(go(url))
+    assert fields["held"] == pytest.approx(0.0, abs=1e-12)  # every hold settled or released
+    assert fields.get("overrun", 0.0) == 0.0
+    # The two answers at their cost, plus the cut stream's prompt and delivered text.
+    assert fields["spent"] > sum(costs) > 0
+
+
 def test_two_replicas_never_exceed_a_shared_budget(
     redis_url: str, router_dir: Path, data_dir: Path, arc_test: RoutingData, tmp_path: Path
 ) -> None:
