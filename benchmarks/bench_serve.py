@@ -45,8 +45,9 @@ harness is not the bottleneck (a one-process httpx client with 200 connections s
 8 ms of CPU per request on this 2-core machine: it, not the upstream, made the direct path
 look slow). Servers run on uvicorn, which uses uvloop and httptools when installed.
 
-Printed: requests, throughput, p50 / p99 latency and their excess over (a), answered, errors
-(an error status or an in-stream error event), lost (no answer and no error: a dropped
+Printed: requests, throughput, the mean number of requests in flight (Little's law), p50 / p99
+latency and their excess over (a), answered, errors (an error status or an in-stream error
+event), lost (no answer and no error: a dropped
 connection, a stream that ends without either), the CPU per request of the server process
 (``gw CPU ms/req``: user + system time from ``/proc``, the figure that survives a busy
 machine) and of the clients, the 1-minute load average when the row started, and for
@@ -505,6 +506,8 @@ def row(
         "workload": workload,
         "requests": n,
         "req/s": n / out.wall if out.wall else float("nan"),
+        # Little's law: the mean number of requests in flight over the row.
+        "in flight": sum(out.latencies) / out.wall if out.wall else float("nan"),
         "p50 ms": 1000 * p50,
         "p99 ms": 1000 * p99,
         "+p50 ms": None if base is None else 1000 * (p50 - pct(base.latencies, 0.5)),
@@ -526,6 +529,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "workload",
         "requests",
         "req/s",
+        "in flight",
         "p50 ms",
         "p99 ms",
         "+p50 ms",
@@ -721,8 +725,13 @@ def main() -> None:
                     run(d, "clean", gw, chat, "llmrouter/bench-cheap", MASTER, direct, ready)
                     run(d, "faults", gw, chat, "llmrouter/bench", MASTER, direct_f, ready)
 
+            shape = (
+                f"{c} concurrent clients (closed loop)"
+                if args.rate is None
+                else f"open loop at {args.rate:g} req/s, at most {c} in flight"
+            )
             print(
-                f"\n{n} requests per row, {c} concurrent clients, upstream latency "
+                f"\n{n} requests per row, {shape}, upstream latency "
                 f"{args.latency * 1000:.0f} ms (+ up to {args.jitter * 1000:.0f} ms jitter)"
             )
             print_table(rows)
