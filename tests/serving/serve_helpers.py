@@ -19,6 +19,27 @@ from llmrouter_core.data import RoutingData
 REPO = Path(__file__).resolve().parents[2]
 
 
+def upstream_spec(
+    name: str,
+    url: str,
+    *,
+    served_as: str | None = None,
+    prices: tuple[float, float] = (2.0, 8.0),
+) -> Any:
+    """A pool model answered by the fake upstream at ``url`` (its model ``served_as``, by
+    default ``name``), at ``prices`` USD per 1M tokens in and out."""
+    from llmrouter_core.pool import ModelSpec
+
+    return ModelSpec(
+        name,
+        litellm_model=f"openai/{served_as or name}",
+        api_base=url + "/v1",
+        input_price=prices[0],
+        output_price=prices[1],
+        extra={"litellm_kwargs": {"api_key": "sk-fake-upstream-0123456789"}},
+    )
+
+
 def recorded(data: RoutingData, query: str, model: str) -> tuple[str, float]:
     """The recorded response and cost of ``model`` on ``query``."""
     i = list(data.queries).index(query)

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import pytest
-from serve_helpers import free_port, running_app
+from serve_helpers import free_port, running_app, upstream_spec
 
 from llmrouter_core.execution import (
     Budget,
@@ -22,7 +22,7 @@ from llmrouter_core.execution import (
 )
 from llmrouter_core.execution.drivers import delta_text
 from llmrouter_core.execution.results import AllModelsFailedError, StreamInterruptedError
-from llmrouter_core.pool import ModelSpec, Pool
+from llmrouter_core.pool import Pool
 from llmrouter_core.testing.upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
@@ -35,17 +35,6 @@ UPSTREAM = FakeUpstream(
         "hanging": Behaviour(rate_timeout=1.0, hang=2.0),
     }
 )
-
-
-def _spec(name: str, base: str, served_as: str | None = None) -> ModelSpec:
-    return ModelSpec(
-        name,
-        litellm_model=f"openai/{served_as or name}",
-        api_base=base + "/v1",
-        input_price=2.0,
-        output_price=8.0,
-        extra={"litellm_kwargs": {"api_key": "sk-fake-upstream-0123456789"}},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +75,7 @@ def _trace(result: Any) -> list[tuple[str, str, str | None, str | None]]:
 
 
 def test_a_clean_call_gives_the_same_answer_tokens_and_cost(upstream: str) -> None:
-    pool = Pool([_spec("fast", upstream)])
+    pool = Pool([upstream_spec("fast", upstream)])
     via_litellm, direct = _run(pool, False, max_tokens=16), _run(pool, True, max_tokens=16)
     for result in (via_litellm, direct):
         assert result.answer == " ".join(f"w{i}" for i in range(12))
@@ -109,7 +98,7 @@ def test_a_clean_call_gives_the_same_answer_tokens_and_cost(upstream: str) -> No
 def test_transient_faults_are_retried_then_fall_back_alike(
     upstream: str, name: str, error: str
 ) -> None:
-    pool = Pool([_spec(name, upstream), _spec("fast", upstream)])
+    pool = Pool([upstream_spec(name, upstream), upstream_spec("fast", upstream)])
     via_litellm, direct = _run(pool, False), _run(pool, True)
     expected = [
         (name, "error", error, "retry"),
@@ -122,7 +111,9 @@ def test_transient_faults_are_retried_then_fall_back_alike(
 
 def test_permanent_failures_map_to_the_same_classes(upstream: str) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    pool = Pool([_spec("gone", upstream, served_as="no-such-model"), _spec("down", dead)])
+    pool = Pool(
+        [upstream_spec("gone", upstream, served_as="no-such-model"), upstream_spec("down", dead)]
+    )
     via_litellm, direct = _run(pool, False), _run(pool, True)
     assert isinstance(via_litellm, AllModelsFailedError)
     assert isinstance(direct, AllModelsFailedError)
@@ -136,7 +127,7 @@ def test_permanent_failures_map_to_the_same_classes(upstream: str) -> None:
 
 
 def test_budgets_are_held_and_settled_with_the_same_costs(upstream: str) -> None:
-    pool = Pool([_spec("limited", upstream), _spec("fast", upstream)])
+    pool = Pool([upstream_spec("limited", upstream), upstream_spec("fast", upstream)])
     spent = []
     for direct in (False, True):
         budget = Budget(1.0)
@@ -181,7 +172,7 @@ def _stream(pool: Pool, direct: bool) -> tuple[list[str], Any]:
 
 
 def test_a_clean_stream_gives_the_same_pieces_tokens_and_cost(upstream: str) -> None:
-    pool = Pool([_spec("fast", upstream)])
+    pool = Pool([upstream_spec("fast", upstream)])
     (lit_pieces, lit), (pieces, direct) = _stream(pool, False), _stream(pool, True)
     assert pieces == lit_pieces == ["w0"] + [f" w{i}" for i in range(1, 12)]
     assert direct.answer == lit.answer == "".join(pieces)
@@ -194,7 +185,7 @@ def test_a_clean_stream_gives_the_same_pieces_tokens_and_cost(upstream: str) -> 
 
 
 def test_a_stream_refused_before_its_first_piece_falls_back_alike(upstream: str) -> None:
-    pool = Pool([_spec("limited", upstream), _spec("fast", upstream)])
+    pool = Pool([upstream_spec("limited", upstream), upstream_spec("fast", upstream)])
     (lit_pieces, lit), (pieces, direct) = _stream(pool, False), _stream(pool, True)
     assert (
         _trace(direct)
@@ -218,7 +209,7 @@ def test_a_stream_refused_before_its_first_piece_falls_back_alike(upstream: str)
 def test_a_stream_that_fails_midway_stops_alike(behaviour: Behaviour, cause: str) -> None:
     pool_of = FakeUpstream({"midway": behaviour, "fast": Behaviour()})
     with running_app(pool_of.app) as url:
-        pool = Pool([_spec("midway", url), _spec("fast", url)])
+        pool = Pool([upstream_spec("midway", url), upstream_spec("fast", url)])
         (lit_pieces, lit), (pieces, direct) = _stream(pool, False), _stream(pool, True)
     # Text was delivered, so no fallback: the stream stops with what it said, on both paths.
     for exc in (lit, direct):

@@ -103,10 +103,10 @@ def test_async_requests_settle_a_redis_budget_without_blocking_calls(redis_url: 
     the blocking one is taken away, and the budget still ends exact, nothing held."""
     import asyncio
 
-    from serve_helpers import running_app
+    from serve_helpers import running_app, upstream_spec
 
     from llmrouter_core.execution import Executor, PoolOrderRouter, StreamInterruptedError
-    from llmrouter_core.pool import ModelSpec, Pool
+    from llmrouter_core.pool import Pool
     from llmrouter_core.testing.upstream import Behaviour, FakeUpstream
 
     upstream = FakeUpstream(
@@ -117,16 +117,6 @@ def test_async_requests_settle_a_redis_budget_without_blocking_calls(redis_url: 
         }
     )
 
-    def spec(name: str, url: str) -> ModelSpec:
-        return ModelSpec(
-            name,
-            litellm_model=f"openai/{name}",
-            api_base=url + "/v1",
-            input_price=2.0,
-            output_price=8.0,
-            extra={"litellm_kwargs": {"api_key": "sk-fake-0123456789abcdef"}},
-        )
-
     async def go(url: str) -> tuple[list[float], dict[str, float]]:
         state = RedisState(redis_url, prefix="nonblocking")
         budget = state.budget("k", 1.0)
@@ -136,10 +126,10 @@ def test_async_requests_settle_a_redis_budget_without_blocking_calls(redis_url: 
         costs = []
         try:
             for names in (["fast"], ["limited", "fast"]):
-                pool = Pool([spec(n, url) for n in names])
+                pool = Pool([upstream_spec(n, url) for n in names])
                 ex = Executor(PoolOrderRouter(pool), pool=pool, budget=budget, max_retries=0)
                 costs.append((await ex.acomplete("Say something.")).cost)
-            pool = Pool([spec("cut", url)])
+            pool = Pool([upstream_spec("cut", url)])
             ex = Executor(PoolOrderRouter(pool), pool=pool, budget=budget, max_retries=0)
             with pytest.raises(StreamInterruptedError):
                 async for _ in ex.astream("Say something."):

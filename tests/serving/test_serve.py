@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from serve_helpers import recorded, running, running_app
+from serve_helpers import recorded, running, running_app, upstream_spec
 
 from llmrouter_core.data import RoutingData
 from llmrouter_core.providers.replay import replay_pool
@@ -288,26 +288,13 @@ def test_a_keys_budget_is_never_exceeded_and_nothing_is_lost(
     assert KEY_A not in caplog.text and queries[0][:40] not in caplog.text
 
 
-def _upstream_spec(name: str, url: str) -> Any:
-    from llmrouter_core.pool import ModelSpec
-
-    return ModelSpec(
-        name,
-        litellm_model=f"openai/{name}",
-        api_base=url + "/v1",
-        input_price=1.0,
-        output_price=1.0,
-        extra={"litellm_kwargs": {"api_key": "sk-fake-upstream"}},
-    )
-
-
 def test_shutdown_drains_in_flight_requests_and_refuses_new_ones() -> None:
     from llmrouter_core.execution import PoolOrderRouter
     from llmrouter_core.pool import Pool
 
     upstream = FakeUpstream({"slow": Behaviour(latency=1.5)})
     with running_app(upstream.app) as up_url:
-        pool = Pool([_upstream_spec("slow", up_url)])
+        pool = Pool([upstream_spec("slow", up_url, prices=(1.0, 1.0))])
         router = PoolOrderRouter(pool)
         with running(ServeConfig(routers={"first": router}, drain_timeout=20)) as srv:
             client = _client(srv.url, "sk-upstream-unused")
@@ -347,7 +334,7 @@ def test_a_client_leaving_mid_stream_releases_its_budget_hold() -> None:
 
     upstream = FakeUpstream({"talky": Behaviour(words=60, piece_delay=0.05)})
     with running_app(upstream.app) as up_url:
-        router = PoolOrderRouter(Pool([_upstream_spec("talky", up_url)]))
+        router = PoolOrderRouter(Pool([upstream_spec("talky", up_url, prices=(1.0, 1.0))]))
         config = ServeConfig(routers={"first": router}, keys=_ring(budget=1.0))
         with running(config) as srv:
             body = {
