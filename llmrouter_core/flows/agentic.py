@@ -268,7 +268,13 @@ def aggregate_answers(
         return concat
     prompt = _aggregate_prompt(query, parts, answers)
     (outcome,) = yield [
-        Call(prompt, aggregate_model, max_cost=ledger.cap(), kwargs=dict(call_kwargs or {}))
+        Call(
+            prompt,
+            aggregate_model,
+            max_cost=ledger.cap(),
+            kwargs=dict(call_kwargs or {}),
+            stream=True,
+        )
     ]
     step = ledger.record_call(
         "aggregate",
@@ -344,8 +350,10 @@ def agentic_flow(
             errors[i] = ledger.steps[-1].error
         else:
             routed.append((i, decision, cap))
+    # A lone part's reply is the answer: it streams to a caller that asks for the text.
     calls = [
-        Call(parts[i], decision=d, max_cost=cap, kwargs={"user": user}) for i, d, cap in routed
+        Call(parts[i], decision=d, max_cost=cap, kwargs={"user": user}, stream=n == 1)
+        for i, d, cap in routed
     ]
     outcomes = (yield calls) if calls else []
     for (i, decision, _), outcome in zip(routed, outcomes, strict=True):
@@ -456,8 +464,12 @@ async def aagentic(
     plan_model: str | None = None,
     aggregate_model: str | None = None,
     max_parts: int = 4,
+    on_text: Callable[[str], None] | None = None,
 ) -> FlowResult:
-    """Async :func:`agentic` (the parts' calls are gathered)."""
+    """Async :func:`agentic` (the parts' calls are gathered). ``on_text`` receives the
+    answer's text as the call that makes it streams (a lone part's call, or the LLM
+    aggregation); an answer built without a model call (the parts' concatenation) is not
+    passed to it."""
     ledger = FlowLedger(budget, max_cost, on_step)
     flow = agentic_flow(
         _check_query(query),
@@ -472,4 +484,4 @@ async def aagentic(
         aggregate_model=aggregate_model,
         max_parts=max_parts,
     )
-    return await arun_flow(flow, executor)
+    return await arun_flow(flow, executor, on_text=on_text)

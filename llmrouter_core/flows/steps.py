@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from llmrouter_core.errors import LLMRouterError
-from llmrouter_core.execution import BudgetExceededError, ExecutionResult, Executor
+from llmrouter_core.execution import (
+    BudgetExceededError,
+    ExecutionResult,
+    Executor,
+    StreamChunk,
+    StreamInterruptedError,
+)
 
 __all__ = [
     "Call",
@@ -164,6 +170,8 @@ class Call:
         decision: A routing decision to act on.
         max_cost: Per-request USD cap.
         kwargs: Further arguments of :meth:`Executor.complete` (``tools``, ``user``, ...).
+        stream: The call whose reply is the flow's answer: a driver given ``on_text``
+            streams it and passes its text on as it arrives.
     """
 
     messages: str | Sequence[Mapping[str, Any]]
@@ -171,6 +179,7 @@ class Call:
     decision: Any = None
     max_cost: float | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    stream: bool = False
 
     def complete(self, executor: Executor) -> ExecutionResult | Exception:
         try:
@@ -195,6 +204,32 @@ class Call:
             )
         except LLMRouterError as exc:
             return exc
+
+    async def astream(
+        self, executor: Executor, on_text: Callable[[str], None]
+    ) -> ExecutionResult | Exception:
+        """:meth:`acomplete`, streamed: each piece of text goes to ``on_text`` as it arrives.
+        A stream that fails after passing text on raises :class:`StreamInterruptedError`
+        (the text cannot be taken back, so the flow cannot go on as if it had failed)."""
+        outcome: ExecutionResult | None = None
+        try:
+            async for item in executor.astream(
+                self.messages,
+                model=self.model,
+                decision=self.decision,
+                max_cost=self.max_cost,
+                **self.kwargs,
+            ):
+                if isinstance(item, StreamChunk):
+                    on_text(item.text)
+                else:
+                    outcome = item
+        except StreamInterruptedError:
+            raise
+        except LLMRouterError as exc:
+            return exc
+        assert outcome is not None
+        return outcome
 
 
 #: A part of a flow returning ``T``: yields lists of calls (run in parallel), receives their
@@ -228,9 +263,12 @@ def run_flow(flow: SubFlow[T], executor: Executor, *, max_workers: int = 8) -> T
         flow.close()
 
 
-async def arun_flow(flow: SubFlow[T], executor: Executor) -> T:
+async def arun_flow(
+    flow: SubFlow[T], executor: Executor, *, on_text: Callable[[str], None] | None = None
+) -> T:
     """Carry ``flow`` (or a part of one) out with :meth:`Executor.acomplete` (parallel calls
-    gathered); returns what it returns."""
+    gathered); returns what it returns. With ``on_text``, the call that makes the flow's
+    answer (:attr:`Call.stream`) is streamed, its text passed to ``on_text`` as it arrives."""
     outcomes: list[ExecutionResult | Exception] | None = None
     try:
         while True:
@@ -239,7 +277,10 @@ async def arun_flow(flow: SubFlow[T], executor: Executor) -> T:
             except StopIteration as stop:
                 result: T = stop.value
                 return result
-            outcomes = list(await asyncio.gather(*(c.acomplete(executor) for c in calls)))
+            if on_text is not None and len(calls) == 1 and calls[0].stream:
+                outcomes = [await calls[0].astream(executor, on_text)]
+            else:
+                outcomes = list(await asyncio.gather(*(c.acomplete(executor) for c in calls)))
     finally:
         flow.close()
 

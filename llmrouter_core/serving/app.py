@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -353,7 +353,9 @@ def create_app(config: ServeConfig) -> Any:
             args = service.arguments(call, router, model)
             shown = None if model is not None else ROUTER_PREFIX + router
             if call.flow is not None:
-                return await flow_answer(ex, call, args["cost_weight"], router, key, started)
+                response = await flow_answer(ex, call, args["cost_weight"], router, key, started)
+                streaming = isinstance(response, StreamingResponse)  # it counts itself out
+                return response
             if call.stream:
                 response = await stream(ex, call, args, shown, router, key, started)
                 streaming = True
@@ -375,25 +377,15 @@ def create_app(config: ServeConfig) -> Any:
             if not streaming:
                 service.metrics.in_flight -= 1
 
-    async def flow_answer(
-        ex: Executor,
-        call: ChatCall,
-        cost_weight: float | None,
-        router: str,
-        key: ApiKey | None,
-        started: float,
-    ) -> Response:
-        """Answer with a flow (``"llmrouter": {"flow": ...}``): plain, or as one SSE piece."""
-        endpoint, shown = "/v1/chat/completions", ROUTER_PREFIX + router
-        try:
-            result = await run_flow(ex, call, cost_weight)
-        except Exception as exc:
-            raise api_error_of(exc) from None
+    def flow_done(
+        result: Any, call: ChatCall, router: str, key: ApiKey | None, started: float
+    ) -> dict[str, Any]:
+        """The body of a flow's answer, counted and logged."""
+        shown = ROUTER_PREFIX + router
         body = flow_body(result, router=shown, flow=str(call.flow), explain=call.explain)
         model, wall = body["model"], time.perf_counter() - started
         in_models = sum(s.latency_s for s in result.steps if s.role == "call")
         service.metrics.answered(shown, model, result.cost, wall - in_models)
-        service.metrics.request(endpoint, 200)
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "flow key=%s router=%s flow=%s models=%s cost=%.6g latency=%.3fs",
@@ -404,30 +396,111 @@ def create_app(config: ServeConfig) -> Any:
                 result.cost,
                 wall,
             )
-        headers = headers_of(model, shown, result.cost)
-        if not call.stream:
-            return JSONResponse(body, headers=headers)
-        rid, created = body["id"], body["created"]
+        return body
 
-        def sse(obj: Any) -> bytes:
-            return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-        pieces = [
-            chunk_body(rid, model, delta={"role": "assistant", "content": ""}, created=created),
-            chunk_body(rid, model, delta={"content": result.answer}, created=created),
-            {
-                **chunk_body(rid, model, finish_reason="stop", created=created),
-                "llmrouter": body["llmrouter"],
-            },
-        ]
+    def flow_tail(rid: str, created: int, body: dict[str, Any], call: ChatCall, rest: str) -> bytes:
+        """The end of a streamed flow answer: the text not sent yet, the last chunk (with the
+        ``llmrouter`` extension), the usage chunk if asked, ``[DONE]``."""
+        model = body["model"]
+        pieces = [chunk_body(rid, model, delta={"content": rest}, created=created)] if rest else []
+        last = chunk_body(rid, model, finish_reason="stop", created=created)
+        pieces.append({**last, "llmrouter": body["llmrouter"]})
         if call.include_usage:
             pieces.append({**chunk_body(rid, model, created=created), "choices": []})
             pieces[-1]["usage"] = body["usage"]
-        payload = b"".join(sse(p) for p in pieces) + b"data: [DONE]\n\n"
+        return b"".join(sse(p) for p in pieces) + b"data: [DONE]\n\n"
+
+    async def flow_answer(
+        ex: Executor,
+        call: ChatCall,
+        cost_weight: float | None,
+        router: str,
+        key: ApiKey | None,
+        started: float,
+    ) -> Response:
+        """Answer with a flow (``"llmrouter": {"flow": ...}``). Streamed, the answer's text
+        goes out as the call that makes it streams; a flow whose answer no call streamed
+        (the parts' concatenation, a multi-round answer) sends it as one piece at the end."""
+        endpoint, shown = "/v1/chat/completions", ROUTER_PREFIX + router
+        texts: asyncio.Queue[str | None] = asyncio.Queue()
+        on_text = texts.put_nowait if call.stream else None
+        task = asyncio.ensure_future(run_flow(ex, call, cost_weight, on_text=on_text))
+        task.add_done_callback(lambda _: texts.put_nowait(None))
+        try:
+            first = await texts.get()  # the first text, or None once the flow has ended
+        except BaseException:
+            task.cancel()
+            raise
+        if first is not None:
+            return flow_stream(task, texts, first, call, router, key, started)
+        try:
+            result = task.result()
+        except Exception as exc:
+            raise api_error_of(exc) from None
+        body = flow_done(result, call, router, key, started)
+        service.metrics.request(endpoint, 200)
+        headers = headers_of(body["model"], shown, result.cost)
+        if not call.stream:
+            return JSONResponse(body, headers=headers)
+        rid, created = body["id"], body["created"]
+        role = chunk_body(
+            rid, body["model"], delta={"role": "assistant", "content": ""}, created=created
+        )
         return Response(
-            payload,
+            sse(role) + flow_tail(rid, created, body, call, result.answer),
             media_type="text/event-stream",
             headers={**headers, "cache-control": "no-cache"},
+        )
+
+    def flow_stream(
+        task: asyncio.Future[Any],
+        texts: asyncio.Queue[str | None],
+        first: str,
+        call: ChatCall,
+        router: str,
+        key: ApiKey | None,
+        started: float,
+    ) -> Response:
+        """The SSE answer of a flow whose answer is streaming (``first``: its first text)."""
+        endpoint, shown = "/v1/chat/completions", ROUTER_PREFIX + router
+        rid, created = new_id(), int(time.time())
+
+        async def events() -> AsyncIterator[bytes]:
+            status = 499  # the client went away, unless set below
+            text: str | None
+            try:
+                yield sse(
+                    chunk_body(
+                        rid, shown, delta={"role": "assistant", "content": ""}, created=created
+                    )
+                )
+                sent, text = "", first
+                while text is not None:
+                    sent += text
+                    yield sse(chunk_body(rid, shown, delta={"content": text}, created=created))
+                    text = await texts.get()
+                try:
+                    result = task.result()
+                except Exception as exc:  # the stream failed after its text began
+                    err = api_error_of(exc)
+                    status = err.status
+                    service.metrics.error(err.kind)
+                    yield sse(err.body())
+                    return
+                body = flow_done(result, call, router, key, started)
+                # The flow's answer is the streamed reply; anything beyond it goes out now.
+                rest = result.answer[len(sent) :] if result.answer.startswith(sent) else ""
+                yield flow_tail(rid, created, body, call, rest)
+                status = 200
+            finally:
+                task.cancel()  # a no-op once the flow has ended
+                service.metrics.in_flight -= 1
+                service.metrics.request(endpoint, status)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"x-llmrouter-router": shown, "cache-control": "no-cache"},
         )
 
     async def stream(
@@ -463,9 +536,6 @@ def create_app(config: ServeConfig) -> Any:
                 await items.aclose()  # type: ignore[attr-defined]
                 raise api_error_of(exc) from None
         model = first.model
-
-        def sse(obj: Any) -> bytes:
-            return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
         async def events() -> AsyncIterator[bytes]:
             status = 499  # the client went away, unless set below
@@ -605,10 +675,16 @@ def create_app(config: ServeConfig) -> Any:
     return app
 
 
-async def run_flow(ex: Executor, call: ChatCall, cost_weight: float | None) -> Any:
+async def run_flow(
+    ex: Executor,
+    call: ChatCall,
+    cost_weight: float | None,
+    on_text: Callable[[str], None] | None = None,
+) -> Any:
     """Run the flow ``call`` asks for on its last user message, with ``ex`` (the key's
-    executor: its budget applies to every call of the flow). A flow none of whose model calls
-    succeeded is an error: 429 if the budget refused its calls, else 502."""
+    executor: its budget applies to every call of the flow); ``on_text`` receives the answer's
+    text as it streams (agentic flows). A flow none of whose model calls succeeded is an
+    error: 429 if the budget refused its calls, else 502."""
     from llmrouter_core.execution import content_text
     from llmrouter_core.flows import aagentic, amulti_round
 
@@ -618,7 +694,9 @@ async def run_flow(ex: Executor, call: ChatCall, cost_weight: float | None) -> A
         raise ApiError(400, "a flow needs a user message with text", param="messages")
     common: dict[str, Any] = {"executor": ex, "max_cost": call.max_cost, "user": call.user}
     if call.flow == "agentic":
-        result = await aagentic(query, cost_weight=cost_weight, **common, **call.flow_options)
+        result = await aagentic(
+            query, cost_weight=cost_weight, on_text=on_text, **common, **call.flow_options
+        )
     else:
         result = await amulti_round(query, **common, **call.flow_options)
     if not any(s.model and s.error is None and s.cost is not None for s in result.steps):
@@ -633,6 +711,11 @@ async def run_flow(ex: Executor, call: ChatCall, cost_weight: float | None) -> A
             502, f"the flow answered nothing: {why}", code="upstream_error", kind="upstream"
         )
     return result
+
+
+def sse(obj: Any) -> bytes:
+    """One server-sent event of ``obj`` (JSON)."""
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
 async def _one(result: ExecutionResult) -> AsyncIterator[StreamChunk | ExecutionResult]:

@@ -128,6 +128,35 @@ def test_aagentic_matches_agentic(replay_executor: Executor, replaying: RoutingD
     _check_replayed(replaying, replay_executor, c, result, 50.0)
 
 
+def test_aagentic_passes_on_the_text_of_the_call_that_makes_its_answer(
+    replay_executor: Executor, replaying: RoutingData
+) -> None:
+    (one,) = make_composites(replaying, 1, parts=(1,), seed=3)
+    (three,) = make_composites(replaying, 1, parts=(3,), seed=5)
+
+    def run(query: str) -> tuple[list[str], Any]:
+        pieces: list[str] = []
+        result = asyncio.run(
+            aagentic(query, executor=replay_executor, cost_weight=50.0, on_text=pieces.append)
+        )
+        return pieces, result
+
+    # One part: its call streams, and the streamed text is the answer (the recorded response).
+    pieces, result = run(one.query)
+    (call,) = [s for s in result.steps if s.role == "call"]
+    assert (
+        call.model == replay_executor.route(replaying.queries[one.rows[0]], cost_weight=50.0).model
+    )
+    assert (
+        pieces
+        and "".join(pieces) == result.answer == recorded(replaying, one.rows[0], call.model)[0]
+    )
+    # Three parts joined without a model call: nothing streams; the answer is unchanged.
+    pieces, result = run(three.query)
+    assert pieces == []
+    assert result.answer == agentic(three.query, executor=replay_executor, cost_weight=50.0).answer
+
+
 def test_agentic_budget_takes_only_the_steps_that_fit(
     replay_executor: Executor, replaying: RoutingData
 ) -> None:

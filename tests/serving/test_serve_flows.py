@@ -111,3 +111,66 @@ def test_a_flow_is_refused_by_the_keys_budget_and_bad_flows_get_400() -> None:
         body = {"model": "cheap", "messages": msgs, "llmrouter": {"flow": "agentic"}}
         r = httpx.post(srv.url + "/v1/chat/completions", content=json.dumps(body), headers=headers)
         assert r.status_code == 400 and "routed models" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "flow", "streamed_by"),
+    [
+        # One part: its call's reply is the answer.
+        ("Who wrote Hamlet?", "agentic", "cheap"),
+        # Two parts answered whole, then the LLM aggregation streams.
+        (QUERY, {"name": "agentic", "aggregate": "llm", "aggregate_model": "strong"}, "strong"),
+    ],
+)
+def test_an_agentic_flow_streams_the_call_that_makes_its_answer(
+    query: str, flow: object, streamed_by: str
+) -> None:
+    provider, config = _setup()
+    with running(config) as srv:
+        stream = _client(srv.url).chat.completions.create(
+            model="llmrouter/auto:cost_weight=inf",
+            messages=[{"role": "user", "content": query}],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"llmrouter": {"flow": flow}},
+        )
+        chunks = list(stream)
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    # The reply arrives word by word, as the model streamed it, not as one piece at the end.
+    assert pieces == [f"{streamed_by}", " answer"]
+    final = next(c for c in chunks if c.choices and c.choices[0].finish_reason == "stop")
+    ext = final.model_extra["llmrouter"]  # type: ignore[index]
+    assert ext["flow"] == "agentic" and streamed_by in ext["models"]
+    usage = chunks[-1].usage
+    assert usage is not None and usage.model_extra["cost"] == ext["cost"] > 0  # type: ignore[index]
+    assert [c.stream for c in provider.calls if c.model == streamed_by] == [True]
+    assert not [c for c in provider.calls if c.model != streamed_by and c.stream]
+
+
+def test_a_flow_stream_cut_after_its_text_began_ends_with_an_error_event() -> None:
+    from serve_helpers import running_app, upstream_spec
+
+    from llmrouter_core.execution import PoolOrderRouter
+    from llmrouter_core.testing.upstream import Behaviour, FakeUpstream
+
+    upstream = FakeUpstream({"cut": Behaviour(rate_disconnect=1.0)})
+    with running_app(upstream.app) as up_url:
+        router = PoolOrderRouter(Pool([upstream_spec("cut", up_url)]))
+        with running(ServeConfig(routers={"first": router})) as srv:
+            body = {
+                "model": "llmrouter/first",
+                "messages": [{"role": "user", "content": "Say something."}],
+                "stream": True,
+                "llmrouter": {"flow": "agentic"},
+            }
+            with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body) as r:
+                assert r.status_code == 200
+                events = [json.loads(line[6:]) for line in r.iter_lines() if line[6:7] == "{"]
+            # The server keeps serving.
+            assert httpx.get(srv.url + "/health").status_code == 200
+    texts = [e["choices"][0]["delta"].get("content") for e in events if e.get("choices")]
+    assert "w0" in texts  # the text that was streamed before the cut
+    assert events[-1]["error"]["code"] == "upstream_error"
+    assert "after 2 characters" in events[-1]["error"]["message"]
