@@ -175,7 +175,7 @@ class DirectOpenAI:
         """The chunks of the server-sent events of ``resp``, until ``[DONE]`` or the end."""
         import aiohttp
 
-        text: list[str] = []  # what the stream said so far, for a mid-stream failure
+        started = False  # whether a chunk went out, for a mid-stream failure
         data: list[bytes] = []
         try:
             async for line in resp.content:
@@ -195,9 +195,7 @@ class DirectOpenAI:
                     chunk = self._litellm.ModelResponseStream(**obj)
                 except (ValueError, TypeError) as exc:
                     raise self._not_chat(model, exc) from None
-                for choice in chunk.choices:
-                    if isinstance(getattr(choice.delta, "content", None), str):
-                        text.append(choice.delta.content)
+                started = True
                 yield chunk
         except asyncio.TimeoutError:
             raise self._timeout(model, timeout) from None
@@ -214,8 +212,7 @@ class DirectOpenAI:
                 model=model,
                 llm_provider=_PROVIDER,
                 original_exception=cut,
-                generated_content="".join(text),
-                is_pre_first_chunk=not text,
+                is_pre_first_chunk=not started,
             ) from exc
         finally:
             resp.release()

@@ -552,9 +552,9 @@ class Executor:
         bounds: dict[str, float] = {}
         # Calls in flight will give back what they hold beyond their cost, so a bound is
         # weighed against what is not spent yet; admission then waits for the room.
-        if unspent is None:
-            unspent = math.inf if budget is None else unspent_of(budget)
         left = unspent
+        if left is None:
+            left = math.inf if budget is None else unspent_of(budget)
         json_schema = sup.wants_json_schema(request.response_format)
         vision = sup.has_images(msgs)
         est_tokens = sup.input_token_estimate(chars, n_msgs)

@@ -199,7 +199,7 @@ class RedisBudget:
         deadline = time.monotonic() + timeout
         while True:
             rid = int(self._state.reserve_sync(keys=self._keys, args=[self._limit, amount]))
-            if rid or time.monotonic() >= deadline or self._hopeless(amount):
+            if rid or time.monotonic() >= deadline or amount > self.unspent:  # spending only grows
                 return Reservation(rid, amount) if rid else None
             time.sleep(0.01)
 
@@ -212,9 +212,6 @@ class RedisBudget:
                 return Reservation(rid, amount) if rid else None
             # Room may come back when calls in flight on any replica settle.
             await asyncio.sleep(0.01)
-
-    def _hopeless(self, amount: float) -> bool:
-        return self.spent + amount > self._limit  # spending only grows
 
     def settle(self, reservation: Reservation, actual: float) -> None:
         args: list[int | str] = [reservation.id, repr(_actual(actual))]
